@@ -1,0 +1,229 @@
+"""Registry of activation functions and their Gaussian facts.
+
+Each :class:`Activation` carries the function, its first two derivatives, the points where it is
+not smooth (for quadrature), and closed forms of the Gaussian quantities where they exist:
+
+- Hermite coefficients ``mu(k) = E[σ(z) He_k(z)]`` (probabilists' Hermite polynomials, so that
+  σ = Σ_k mu(k) He_k / k!); ``mu(1) = E σ'(z)`` and ``mu(2) = E σ''(z)`` by Stein's lemma;
+- ``second_moment = E[σ(z)²]`` and ``deriv_second_moment = E[σ'(z)²]``,
+
+with z ~ N(0, 1). Anything without a closed form falls back to quadrature
+(:mod:`twolayer.gaussian`). ``erf`` is erf(x/√2), the normalisation of Saad & Solla.
+
+Use :func:`get` to look an activation up by name (an unknown name raises
+:class:`~twolayer.errors.UnknownActivationError` listing the known ones) and :func:`register` to
+add a Python callable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special
+
+from twolayer import gaussian
+from twolayer.errors import ParameterError, UnknownActivationError
+
+__all__ = ["Activation", "available", "get", "register"]
+
+Array = np.ndarray
+Fn = Callable[[Array], Array]
+
+_QUAD_NODES = 96
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation σ with its derivatives and Gaussian facts (closed forms where known)."""
+
+    name: str
+    fn: Fn
+    deriv: Fn
+    deriv2: Fn | None = None
+    kinks: tuple[float, ...] = ()
+    hermite_closed: Mapping[int, float] = field(default_factory=dict)
+    second_moment_closed: float | None = None
+    deriv_second_moment_closed: float | None = None
+    odd: bool = False
+    even: bool = False
+
+    def __call__(self, x: Array) -> Array:
+        return self.fn(x)
+
+    def expect(self, g: Callable[[Array], Array], loc=0.0, scale=1.0, n: int = _QUAD_NODES):
+        """E[g(z)] where g may involve σ(loc + scale·z); breaks at σ's kinks are handled.
+
+        ``loc`` and ``scale`` (broadcastable arrays, scale > 0) locate the kinks in z-space;
+        ``g`` receives z with a trailing quadrature axis (see :func:`twolayer.gaussian.expect`).
+        """
+        if not self.kinks:
+            return gaussian.expect(g, n=n)
+        loc, scale = np.broadcast_arrays(np.asarray(loc, float), np.asarray(scale, float))
+        breaks = (np.asarray(self.kinks)[(None,) * loc.ndim] - loc[..., None]) / scale[..., None]
+        return gaussian.expect(g, breaks=breaks, n=max(n // 2, 24))
+
+    def mu_quad(self, k: int, n: int = _QUAD_NODES) -> float:
+        """Hermite coefficient E[σ(z) He_k(z)] by quadrature."""
+        he = special.hermitenorm(k)
+        return float(self.expect(lambda z: self.fn(z) * he(z), n=n))
+
+    def mu(self, k: int) -> float:
+        """Hermite coefficient μ_k = E[σ(z) He_k(z)] (closed form where known)."""
+        if k < 0:
+            raise ParameterError(f"Hermite index must be >= 0; got {k}")
+        if k in self.hermite_closed:
+            return float(self.hermite_closed[k])
+        if (self.odd and k % 2 == 0) or (self.even and k % 2 == 1):
+            return 0.0
+        return self.mu_quad(k)
+
+    @property
+    def second_moment(self) -> float:
+        """E[σ(z)²]."""
+        if self.second_moment_closed is not None:
+            return float(self.second_moment_closed)
+        return float(self.expect(lambda z: self.fn(z) ** 2))
+
+    @property
+    def deriv_second_moment(self) -> float:
+        """E[σ'(z)²]."""
+        if self.deriv_second_moment_closed is not None:
+            return float(self.deriv_second_moment_closed)
+        return float(self.expect(lambda z: self.deriv(z) ** 2))
+
+
+_REGISTRY: dict[str, Activation] = {}
+
+
+def register(
+    name: str,
+    fn: Fn | Activation,
+    deriv: Fn | None = None,
+    deriv2: Fn | None = None,
+    *,
+    kinks: tuple[float, ...] = (),
+    overwrite: bool = False,
+) -> Activation:
+    """Register an activation under ``name`` (Python only; the CLI takes names).
+
+    ``fn`` and ``deriv`` must be vectorised NumPy callables. Without ``deriv`` the derivative is
+    taken by central differences (step 1e-5). Gaussian facts are computed by quadrature.
+    """
+    if not isinstance(name, str) or not name:
+        raise ParameterError("activation name must be a non-empty string")
+    if name in _REGISTRY and not overwrite:
+        raise ParameterError(f"activation {name!r} is already registered; pass overwrite=True")
+    if isinstance(fn, Activation):
+        act = fn
+    else:
+        if not callable(fn):
+            raise ParameterError(f"activation {name!r}: fn must be callable")
+        if deriv is None:
+            h = 1e-5
+
+            def deriv(x, _f=fn):
+                return (_f(x + h) - _f(x - h)) / (2 * h)
+
+        act = Activation(name=name, fn=fn, deriv=deriv, deriv2=deriv2, kinks=tuple(kinks))
+    _REGISTRY[name] = act
+    return act
+
+
+def available() -> list[str]:
+    """Names of the registered activations, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str | Activation) -> Activation:
+    """The activation registered as ``name``; an Activation passes through."""
+    if isinstance(name, Activation):
+        return name
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise UnknownActivationError(
+            f"unknown activation {name!r}; known: {', '.join(available())}"
+        ) from None
+
+
+# --------------------------------------------------------------------------- built-ins
+_SQ2 = math.sqrt(2.0)
+_SQ2PI = math.sqrt(2.0 * math.pi)
+_E_HALF = math.exp(-0.5)
+
+
+def _sigmoid(x):
+    return special.expit(x)
+
+
+def _add_builtins() -> None:
+    add = lambda a: register(a.name, a)  # noqa: E731
+    add(Activation(
+        "linear", lambda x: np.asarray(x, float), lambda x: np.ones_like(x, dtype=float),
+        lambda x: np.zeros_like(x, dtype=float),
+        hermite_closed={0: 0.0, 1: 1.0, 2: 0.0, 3: 0.0, 4: 0.0},
+        second_moment_closed=1.0, deriv_second_moment_closed=1.0, odd=True,
+    ))
+    add(Activation(
+        "tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2,
+        lambda x: -2.0 * np.tanh(x) * (1.0 - np.tanh(x) ** 2), odd=True,
+    ))
+    add(Activation(
+        "erf", lambda x: special.erf(x / _SQ2),
+        lambda x: math.sqrt(2.0 / math.pi) * np.exp(-0.5 * x * x),
+        lambda x: -x * math.sqrt(2.0 / math.pi) * np.exp(-0.5 * x * x),
+        hermite_closed={0: 0.0, 1: 1 / math.sqrt(math.pi), 2: 0.0,
+                        3: -0.5 / math.sqrt(math.pi), 4: 0.0},
+        second_moment_closed=1.0 / 3.0,
+        deriv_second_moment_closed=2.0 / (math.pi * math.sqrt(3.0)), odd=True,
+    ))
+    add(Activation(
+        "relu", lambda x: np.maximum(x, 0.0), lambda x: (np.asarray(x) > 0).astype(float),
+        lambda x: np.zeros_like(x, dtype=float), kinks=(0.0,),
+        hermite_closed={0: 1 / _SQ2PI, 1: 0.5, 2: 1 / _SQ2PI, 3: 0.0, 4: -1 / _SQ2PI},
+        second_moment_closed=0.5, deriv_second_moment_closed=0.5,
+    ))
+    add(Activation(
+        "square", lambda x: np.asarray(x, float) ** 2, lambda x: 2.0 * np.asarray(x, float),
+        lambda x: np.full_like(x, 2.0, dtype=float),
+        hermite_closed={0: 1.0, 1: 0.0, 2: 2.0, 3: 0.0, 4: 0.0},
+        second_moment_closed=3.0, deriv_second_moment_closed=4.0, even=True,
+    ))
+    add(Activation(
+        "sin", np.sin, np.cos, lambda x: -np.sin(x),
+        hermite_closed={0: 0.0, 1: _E_HALF, 2: 0.0, 3: -_E_HALF, 4: 0.0},
+        second_moment_closed=(1 - math.exp(-2.0)) / 2,
+        deriv_second_moment_closed=(1 + math.exp(-2.0)) / 2, odd=True,
+    ))
+    add(Activation(
+        "sigmoid", _sigmoid, lambda x: _sigmoid(x) * (1 - _sigmoid(x)),
+        lambda x: _sigmoid(x) * (1 - _sigmoid(x)) * (1 - 2 * _sigmoid(x)),
+        hermite_closed={0: 0.5},
+    ))
+    add(Activation(
+        "softplus", lambda x: np.logaddexp(0.0, x), _sigmoid,
+        lambda x: _sigmoid(x) * (1 - _sigmoid(x)),
+    ))
+    # Hermite polynomials He_1..He_4: μ_j = k! δ_jk, E He_k² = k!, He_k' = k He_{k-1}.
+    polys = {
+        1: (lambda x: np.asarray(x, float), lambda x: np.ones_like(x, dtype=float),
+            lambda x: np.zeros_like(x, dtype=float)),
+        2: (lambda x: x**2 - 1.0, lambda x: 2.0 * x, lambda x: np.full_like(x, 2.0, dtype=float)),
+        3: (lambda x: x**3 - 3.0 * x, lambda x: 3.0 * x**2 - 3.0, lambda x: 6.0 * x),
+        4: (lambda x: x**4 - 6.0 * x**2 + 3.0, lambda x: 4.0 * x**3 - 12.0 * x,
+            lambda x: 12.0 * x**2 - 12.0),
+    }
+    for k, (f, df, d2f) in polys.items():
+        add(Activation(
+            f"he{k}", f, df, d2f,
+            hermite_closed={j: (math.factorial(k) if j == k else 0.0) for j in range(5)},
+            second_moment_closed=float(math.factorial(k)),
+            deriv_second_moment_closed=float(k * k * math.factorial(k - 1)),
+            odd=k % 2 == 1, even=k % 2 == 0,
+        ))
+
+
+_add_builtins()

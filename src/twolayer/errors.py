@@ -1,0 +1,24 @@
+"""Exceptions and warnings of the package (one place, as in scikit-learn's ``exceptions``)."""
+
+
+class TwolayerError(Exception):
+    """Base class of the package's errors."""
+
+
+class ParameterError(TwolayerError, ValueError):
+    """A parameter is out of its domain; the message names it and the value received."""
+
+
+class UnknownActivationError(ParameterError, KeyError):
+    """An activation name that is not registered; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ModelAssumptionError(ParameterError):
+    """The requested theory does not apply to these activations (e.g. no uniform spike)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A fixed point or an integration did not reach its tolerance; the result says where."""

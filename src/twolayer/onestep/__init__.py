@@ -1,0 +1,14 @@
+"""One giant gradient step on the first layer, then a ridge readout (Cui et al. 2024).
+
+- :func:`theory` — spiked random-features asymptotics (d = ∞ or a finite-d spectrum);
+- :func:`simulate` — the network itself, batched over seeds and the α grid;
+- :func:`rf_theory` — the random-features baseline (η̃ = 0);
+- :func:`step_map` — the sRF parameters (bulk scale, spike strength, alignment) of the step.
+"""
+
+from twolayer.onestep.rf import linear_rf_error, rf_theory
+from twolayer.onestep.simulate import simulate
+from twolayer.onestep.spectrum import StepMap, step_map
+from twolayer.onestep.theory import theory
+
+__all__ = ["StepMap", "linear_rf_error", "rf_theory", "simulate", "step_map", "theory"]

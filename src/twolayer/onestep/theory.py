@@ -1,0 +1,267 @@
+"""Asymptotic test error of the network after one giant step: the spiked random-features theory.
+
+Model (Cui et al. 2024, arXiv 2402.04980; conventions in design.md): x ~ N(0, I_d),
+y = σ⋆(θ·x) + √Δ ξ; after the step the features are σ(W1 x) with W1 = √c·W0 + r_s 1 ĝᵀ (see
+:mod:`twolayer.onestep.spectrum`); the readout a minimises Σ_μ (y_μ − aᵀσ(W1 x_μ)/√p)² + λ‖a‖²
+on n = α·d samples; the error is the test MSE E(y − f)² (label noise included).
+
+Conditional Gaussian equivalence: given κ = ĝ·x, σ(r_s κ + h_j) ≈ μ0(κ) + μ1(κ) h_j + μ2(κ) ξ_j,
+with μ0(κ) = E σ(r_s κ + √c z), μ1(κ) = E[σ(r_s κ + √c z) z]/√c and
+μ2(κ)² = E σ² − μ0(κ)² − c μ1(κ)². The teacher is σ⋆(γκ + √(1−γ²) τ), τ ⟂ κ. The replica
+saddle point of ridge regression on these features closes on the order parameters
+
+    q1 = aᵀΩa/p, q2 = ‖a‖²/p, V1, V2, θ = aᵀW v̂/√p, ψ = aᵀW ζ̂/√p, m = aᵀ1/√p
+
+and their conjugates. With ⟨·⟩ the spectral averages of :class:`SpectralRule` (over the
+eigenvalues D of Ω = WΠWᵀ), S = λ + V̂1 D + V̂2, V(κ) = μ1²V1 + μ2²V2,
+c(κ) = μ0 m + μ1 κ θ and the residual E(κ) = E_τ[(y − c − μ1ψτ)²] + μ1²(q1 − ψ²) + μ2² q2:
+
+    q1 = ⟨D (q̂1 D + q̂2 + θ̂²F' + ψ̂²H')/S²⟩      q2 = ⟨(q̂1 D + q̂2 + θ̂²F' + ψ̂²H')/S²⟩
+    V1 = ⟨D/S⟩,  V2 = ⟨1/S⟩,  θ = θ̂ ⟨F'/S⟩,  ψ = ψ̂ ⟨H'/S⟩
+    q̂1,2 = (α/β) E_κ[μ1,2² E(κ)/(1+V)²]         V̂1,2 = (α/β) E_κ[μ1,2²/(1+V)]
+    θ̂ = (α/β) E_κ[κ μ1 (h − c)/(1+V)]           ψ̂ = (α/β) E_κ[μ1 h1/(1+V)]
+    m = E_κ[μ0 (h − μ1κθ)/(1+V)] / E_κ[μ0²/(1+V)]
+
+with h(κ) = E_τ σ⋆, h1(κ) = E_τ[τ σ⋆]. Test error ε_g = E_κ E(κ); training error
+E_κ[E(κ)/(1+V)²]. At β = 1 this is the system of the reference notebook; the factor α/β
+(n/p) and the spectral weights F', H' generalise it to any β. The system is solved by damped
+iteration, vectorised over the whole (α, λ) grid at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from twolayer import __version__, activations, gaussian
+from twolayer._validate import integer, real, reals
+from twolayer.errors import ConvergenceWarning
+from twolayer.onestep.spectrum import SpectralRule, StepMap, finite_rule, mp_rule, step_map
+
+__all__ = ["ChannelTables", "channel_tables", "solve", "theory"]
+
+_ORDER = ("q1", "q2", "V1", "V2", "theta", "psi", "m")
+
+
+@dataclass(frozen=True)
+class ChannelTables:
+    """The κ-dependent Gaussian facts on the κ quadrature nodes (computed once per model)."""
+
+    kappa: np.ndarray
+    weight: np.ndarray
+    mu0: np.ndarray
+    mu1: np.ndarray
+    mu2: np.ndarray
+    h: np.ndarray
+    h1: np.ndarray
+    hh: np.ndarray
+
+
+def channel_tables(student, teacher, sm: StepMap, n_kappa: int = 96) -> ChannelTables:
+    """μ0,1,2(κ) of the student and h, h1, h² of the teacher on an n_kappa-point Hermite rule."""
+    s, t = activations.get(student), activations.get(teacher)
+    k, wk = gaussian.hermite_rule(n_kappa)
+    sc = sm.bulk_scale
+    loc = sm.spike * k
+    scale = np.full_like(k, sc)
+
+    def e_student(fz):
+        return s.expect(fz, loc=loc, scale=scale)
+
+    mu0 = e_student(lambda z: s.fn(loc[:, None] + sc * z))
+    mu1 = e_student(lambda z: s.fn(loc[:, None] + sc * z) * z) / sc
+    m2 = e_student(lambda z: s.fn(loc[:, None] + sc * z) ** 2)
+    mu2 = np.sqrt(np.clip(m2 - mu0**2 - sc**2 * mu1**2, 0.0, None))
+    g = sm.alignment
+    rho = math.sqrt(max(1.0 - g * g, 1e-300))
+    tloc = g * k
+    tscale = np.full_like(k, rho)
+
+    def e_teacher(fz):
+        return t.expect(fz, loc=tloc, scale=tscale)
+
+    h = e_teacher(lambda z: t.fn(tloc[:, None] + rho * z))
+    h1 = e_teacher(lambda z: t.fn(tloc[:, None] + rho * z) * z)
+    hh = e_teacher(lambda z: t.fn(tloc[:, None] + rho * z) ** 2)
+    return ChannelTables(k, wk, mu0, mu1, mu2, h, h1, hh)
+
+
+def solve(
+    tab: ChannelTables,
+    rule: SpectralRule,
+    alphas: np.ndarray,
+    lams: np.ndarray,
+    *,
+    beta: float = 1.0,
+    noise: float = 0.0,
+    damping: float = 0.5,
+    tol: float = 1e-10,
+    max_iter: int = 20000,
+) -> dict[str, np.ndarray]:
+    """Solve the fixed point for every (α, λ) at once (arrays of shape (len(alphas), len(lams))).
+
+    Returns the order parameters, ``test_error``, ``train_error``, ``converged``,
+    ``iterations`` (per point) and ``residual`` (max |update| at the last iteration).
+    """
+    A = (np.asarray(alphas, float) / beta)[:, None, None]  # n/p
+    lam = np.asarray(lams, float)[None, :, None]
+    shape = (len(alphas), len(lams))
+    K = tab.kappa[None, None, :]
+    wk = tab.weight
+    mu0, mu1, mu2, h, h1 = (x[None, None, :] for x in (tab.mu0, tab.mu1, tab.mu2, tab.h, tab.h1))
+    hh = tab.hh[None, None, :] + noise
+    D = rule.nodes[None, None, :]
+    wD, wF, wH = rule.w, rule.w_spike, rule.w_teacher
+    has_mean = float(np.sum(wk * tab.mu0**2)) > 1e-14
+
+    st = {k: np.zeros(shape) for k in _ORDER}
+    st["V1"][:] = 1.0
+    st["V2"][:] = 1.0
+    converged = np.zeros(shape, bool)
+    iters = np.zeros(shape, int)
+    resid = np.full(shape, np.inf)
+
+    def channel(st):
+        q1, q2, V1, V2, th, ps, m = (st[k][..., None] for k in _ORDER)
+        V = mu1**2 * V1 + mu2**2 * V2
+        c = mu0 * m + mu1 * K * th
+        err = hh + c * c - 2 * c * h - 2 * mu1 * ps * h1 + mu1**2 * q1 + mu2**2 * q2
+        return V, c, err
+
+    for it in range(1, max_iter + 1):
+        V, c, err = channel(st)
+        inv = 1.0 / (1.0 + V)
+        E = lambda f: np.sum(f * wk, axis=-1)[..., None]  # noqa: E731
+        qh1 = A * E(mu1**2 * err * inv**2)
+        qh2 = A * E(mu2**2 * err * inv**2)
+        Vh1 = A * E(mu1**2 * inv)
+        Vh2 = A * E(mu2**2 * inv)
+        thh = A * E(K * mu1 * (h - c) * inv)
+        psh = A * E(mu1 * h1 * inv)
+        if has_mean:
+            mnew = (E(mu0 * (h - mu1 * K * st["theta"][..., None]) * inv) / E(mu0**2 * inv))[..., 0]
+        else:
+            mnew = np.zeros(shape)
+        S = lam + Vh1 * D + Vh2
+        src = (qh1 * D + qh2) / S**2
+        new = {
+            "q1": np.sum((D * src) * wD + D / S**2 * thh**2 * wF + D / S**2 * psh**2 * wH, -1),
+            "q2": np.sum(src * wD + thh**2 / S**2 * wF + psh**2 / S**2 * wH, -1),
+            "V1": np.sum(D / S * wD, -1),
+            "V2": np.sum(1 / S * wD, -1),
+            "theta": thh[..., 0] * np.sum(wF / S, -1),
+            "psi": psh[..., 0] * np.sum(wH / S, -1),
+            "m": mnew,
+        }
+        delta = np.max([np.abs(new[k] - st[k]) / (1.0 + np.abs(st[k])) for k in _ORDER], axis=0)
+        if not np.all(np.isfinite(delta)):
+            bad = ~np.isfinite(delta)
+            resid[bad] = np.inf
+            delta = np.where(bad, 0.0, delta)
+            converged[bad] = False
+        active = ~converged
+        resid[active] = delta[active]
+        iters[active] = it
+        for k in _ORDER:
+            upd = (1 - damping) * new[k] + damping * st[k]
+            st[k] = np.where(active, upd, st[k])
+        converged |= delta < tol
+        if converged.all():
+            break
+
+    V, c, err = channel(st)
+    inv = 1.0 / (1.0 + V)
+    out = dict(st)
+    out["test_error"] = np.sum(err * wk, -1)
+    out["train_error"] = np.sum(err * inv**2 * wk, -1)
+    out["converged"] = converged & np.isfinite(out["test_error"])
+    out["iterations"] = iters
+    out["residual"] = resid
+    return out
+
+
+def theory(
+    student: str = "tanh",
+    teacher: str = "tanh",
+    *,
+    alpha0: float,
+    eta: float,
+    lam,
+    alphas,
+    noise: float = 0.0,
+    beta: float = 1.0,
+    d: int | float | str = "inf",
+    draws: int = 1,
+    seed: int = 0,
+    n_kappa: int = 96,
+    n_spectrum: int = 200,
+    tol: float = 1e-10,
+    max_iter: int = 20000,
+) -> xr.Dataset:
+    """Spiked-RF test error of the one-step network over a grid of α (n/d) and λ.
+
+    ``d="inf"`` integrates over the Marchenko–Pastur bulk (no random matrix); an integer ``d``
+    draws ``draws`` finite bulks of size p = round(β·d) (O(p³) each, as the reference notebook)
+    from ``seed`` and averages the errors over them. η̃ = 0 is the random-features baseline.
+
+    Returns a Dataset on dims (alpha, lam) [, draw]: ``test_error``, ``train_error``, the order
+    parameters, ``converged``, ``iterations``, ``residual``; attributes hold the parameters,
+    the sRF parameters of the step (``bulk_scale``, ``spike``, ``alignment``) and the version.
+    A point that did not converge is flagged and a :class:`ConvergenceWarning` is issued.
+    """
+    alphas = reals("alpha", alphas, low=0.0, strict=True)
+    lams = reals("lam", lam, low=0.0)
+    noise = real("noise", noise, low=0.0)
+    beta = real("beta", beta, low=0.0, strict=True)
+    sm = step_map(student, teacher, alpha0, eta, noise)
+    d_inf = isinstance(d, str) and d.strip().lower() in ("inf", "infinity") or d == math.inf
+    if not d_inf:
+        d = integer("d", d)
+        draws = integer("draws", draws)
+        p = max(1, round(beta * d))
+    tab = channel_tables(student, teacher, sm, n_kappa=n_kappa)
+    if d_inf:
+        rules = [mp_rule(beta, sm.bulk_scale**2, n_spectrum)]
+    else:
+        rng = np.random.default_rng(seed)
+        rules = [finite_rule(d, p, sm.bulk_scale**2, rng) for _ in range(draws)]
+    sols = [
+        solve(tab, r, alphas, lams, beta=beta, noise=noise, tol=tol, max_iter=max_iter)
+        for r in rules
+    ]
+    dims = ("alpha", "lam")
+    data = {}
+    for key in (*_ORDER, "test_error", "train_error", "residual"):
+        stack = np.stack([s[key] for s in sols])
+        data[key] = (dims, stack.mean(0))
+        if len(sols) > 1 and key == "test_error":
+            data["test_error_draws"] = (("draw", *dims), stack)
+    data["converged"] = (dims, np.all([s["converged"] for s in sols], axis=0))
+    data["iterations"] = (dims, np.max([s["iterations"] for s in sols], axis=0))
+    ds = xr.Dataset(data, coords={"alpha": alphas, "lam": lams})
+    n_bad = int((~ds["converged"].values).sum())
+    if n_bad:
+        warnings.warn(
+            f"sRF fixed point did not converge at {n_bad} of {ds['converged'].size} points "
+            f"(max residual {float(np.nanmax(ds['residual'].values)):.2e}, tol {tol:g}); "
+            "see the 'converged' and 'residual' variables",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    params = {
+        "model": "onestep", "method": "theory", "student": activations.get(student).name,
+        "teacher": activations.get(teacher).name, "alpha0": float(alpha0), "eta": float(eta),
+        "lam": lams.tolist(), "alpha": alphas.tolist(), "noise": noise, "beta": beta,
+        "d": "inf" if d_inf else d, "draws": 1 if d_inf else draws, "seed": seed,
+        "tol": tol,
+    }
+    ds.attrs.update(
+        params=json.dumps(params), version=__version__, spectrum=rules[0].label,
+        **{k: float(v) for k, v in sm.as_dict().items()},
+    )
+    return ds
