@@ -15,7 +15,9 @@ def real(name: str, value, *, low: float | None = None, strict: bool = False) ->
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise ParameterError(f"the {name!r} parameter must be a real number; got {value!r}") from None
+        raise ParameterError(
+            f"the {name!r} parameter must be a real number; got {value!r}"
+        ) from None
     if not math.isfinite(x):
         raise ParameterError(f"the {name!r} parameter must be finite; got {value!r}")
     if low is not None and (x <= low if strict else x < low):

@@ -88,7 +88,7 @@ def step_map(student, teacher, alpha0: float, eta: float, noise: float = 0.0) ->
 
 @dataclass(frozen=True)
 class SpectralRule:
-    """Quadrature for the bulk averages (1/p) Σ_i g(D_i), (1/p) Σ_i F'_i g(D_i), (1/p) Σ_i H'_i g(D_i).
+    """Quadrature for the bulk averages (1/p) Σ_i g(D_i), (1/p) Σ F'_i g(D_i), (1/p) Σ H'_i g(D_i).
 
     ``nodes`` are eigenvalues D; ``w``, ``w_spike``, ``w_teacher`` the three sets of weights.
     """

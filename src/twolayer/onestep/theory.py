@@ -25,7 +25,8 @@ c(κ) = μ0 m + μ1 κ θ and the residual E(κ) = E_τ[(y − c − μ1ψτ)²]
 with h(κ) = E_τ σ⋆, h1(κ) = E_τ[τ σ⋆]. Test error ε_g = E_κ E(κ); training error
 E_κ[E(κ)/(1+V)²]. At β = 1 this is the system of the reference notebook; the factor α/β
 (n/p) and the spectral weights F', H' generalise it to any β. The system is solved by damped
-iteration, vectorised over the whole (α, λ) grid at once.
+iteration, vectorised over the whole (α, λ) grid at once; a point whose iterate blows up is
+restarted with heavier damping, and reported (NaN, ``converged = False``) if it never settles.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from twolayer.onestep.spectrum import SpectralRule, StepMap, finite_rule, mp_rul
 __all__ = ["ChannelTables", "channel_tables", "solve", "theory"]
 
 _ORDER = ("q1", "q2", "V1", "V2", "theta", "psi", "m")
+_MAX_RESTARTS = 6
 
 
 @dataclass(frozen=True)
@@ -119,10 +121,17 @@ def solve(
     wD, wF, wH = rule.w, rule.w_spike, rule.w_teacher
     has_mean = float(np.sum(wk * tab.mu0**2)) > 1e-14
 
-    st = {k: np.zeros(shape) for k in _ORDER}
-    st["V1"][:] = 1.0
-    st["V2"][:] = 1.0
+    def initial():
+        st = {k: np.zeros(shape) for k in _ORDER}
+        st["V1"][:] = 1.0
+        st["V2"][:] = 1.0
+        return st
+
+    st = initial()
+    damp = np.full(shape, float(damping))
+    restarts = np.zeros(shape, int)
     converged = np.zeros(shape, bool)
+    failed = np.zeros(shape, bool)
     iters = np.zeros(shape, int)
     resid = np.full(shape, np.inf)
 
@@ -133,10 +142,12 @@ def solve(
         err = hh + c * c - 2 * c * h - 2 * mu1 * ps * h1 + mu1**2 * q1 + mu2**2 * q2
         return V, c, err
 
+    def E(f):
+        return np.sum(f * wk, axis=-1)[..., None]
+
     for it in range(1, max_iter + 1):
         V, c, err = channel(st)
         inv = 1.0 / (1.0 + V)
-        E = lambda f: np.sum(f * wk, axis=-1)[..., None]  # noqa: E731
         qh1 = A * E(mu1**2 * err * inv**2)
         qh2 = A * E(mu2**2 * err * inv**2)
         Vh1 = A * E(mu1**2 * inv)
@@ -158,20 +169,27 @@ def solve(
             "psi": psh[..., 0] * np.sum(wH / S, -1),
             "m": mnew,
         }
-        delta = np.max([np.abs(new[k] - st[k]) / (1.0 + np.abs(st[k])) for k in _ORDER], axis=0)
-        if not np.all(np.isfinite(delta)):
-            bad = ~np.isfinite(delta)
-            resid[bad] = np.inf
-            delta = np.where(bad, 0.0, delta)
-            converged[bad] = False
-        active = ~converged
+        with np.errstate(invalid="ignore"):
+            delta = np.max([np.abs(new[k] - st[k]) / (1.0 + np.abs(st[k])) for k in _ORDER], 0)
+        active = ~(converged | failed)
+        # A point whose iterate blows up restarts from scratch with heavier damping.
+        blown = active & ~(delta < 1e6)
+        if blown.any():
+            restarts[blown] += 1
+            failed |= blown & (restarts > _MAX_RESTARTS)
+            damp[blown] = 1.0 - 0.5 * (1.0 - damp[blown])
+            init = initial()
+            for k in _ORDER:
+                new[k] = np.where(blown, init[k], new[k])
+                st[k] = np.where(blown, init[k], st[k])
+            active &= ~blown
         resid[active] = delta[active]
         iters[active] = it
         for k in _ORDER:
-            upd = (1 - damping) * new[k] + damping * st[k]
+            upd = (1 - damp) * new[k] + damp * st[k]
             st[k] = np.where(active, upd, st[k])
-        converged |= delta < tol
-        if converged.all():
+        converged |= active & (delta < tol)
+        if np.all(converged | failed):
             break
 
     V, c, err = channel(st)
@@ -180,6 +198,9 @@ def solve(
     out["test_error"] = np.sum(err * wk, -1)
     out["train_error"] = np.sum(err * inv**2 * wk, -1)
     out["converged"] = converged & np.isfinite(out["test_error"])
+    out["test_error"] = np.where(failed, np.nan, out["test_error"])
+    out["train_error"] = np.where(failed, np.nan, out["train_error"])
+    out["restarts"] = restarts
     out["iterations"] = iters
     out["residual"] = resid
     return out
@@ -219,7 +240,7 @@ def theory(
     noise = real("noise", noise, low=0.0)
     beta = real("beta", beta, low=0.0, strict=True)
     sm = step_map(student, teacher, alpha0, eta, noise)
-    d_inf = isinstance(d, str) and d.strip().lower() in ("inf", "infinity") or d == math.inf
+    d_inf = (isinstance(d, str) and d.strip().lower() in ("inf", "infinity")) or d == math.inf
     if not d_inf:
         d = integer("d", d)
         draws = integer("draws", draws)

@@ -1,0 +1,67 @@
+"""Saving results: NetCDF files with the parameters and version in the attributes, JSON output."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from twolayer.errors import ParameterError
+
+__all__ = ["check_writable", "jsonable", "save_netcdf"]
+
+
+def check_writable(path: str | os.PathLike | None, *, overwrite: bool = False) -> Path | None:
+    """Fail early (ParameterError) if ``path`` cannot be written or exists (unless overwrite)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise ParameterError(f"output file {str(p)!r} exists; pass --overwrite to replace it")
+    if p.is_dir():
+        raise ParameterError(f"output path {str(p)!r} is a directory")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ParameterError(f"cannot write {str(p)!r}: directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ParameterError(f"cannot write {str(p)!r}: directory is not writable")
+    return p
+
+
+def save_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``ds`` as NetCDF (booleans stored as int8; attributes kept)."""
+    p = check_writable(path, overwrite=overwrite)
+    out = ds.copy()
+    for name, var in out.data_vars.items():
+        if var.dtype == bool:
+            out[name] = var.astype("int8")
+            out[name].attrs["dtype"] = "bool"
+    tmp = p.with_name(p.name + ".part")
+    out.to_netcdf(tmp, engine="scipy")
+    tmp.replace(p)
+    return p
+
+
+def jsonable(x):
+    """Nested lists/floats for JSON; NaN and inf become null (strict JSON)."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+def dumps(obj) -> str:
+    return json.dumps(jsonable(obj), allow_nan=False)

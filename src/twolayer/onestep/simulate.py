@@ -1,0 +1,216 @@
+"""Simulation of the one-step network: a giant gradient step on W, then a ridge readout.
+
+Conventions (design.md, Model 1): x ~ N(0, I_d); y = σ⋆(θ·x) + √Δ ξ with ‖θ‖ = 1;
+f(x) = (1/√p) Σ_j a_j σ(w_j·x); rows of W0 uniform on the unit sphere, a_j = 1/√p.
+Step on n0 = round(α0·d) fresh samples: W1 = W0 − η̃·p·∇_W ½ mean(y − f)², i.e.
+w1_j = w0_j + (η̃/n0) Σ_μ (y_μ − f0(x_μ)) σ'(w0_j·x_μ) x_μ. Readout: for each α and λ,
+a = argmin Σ_{μ≤n} (y_μ − f(x_μ))² + λ‖a‖² on the first n = round(α·d) of one fresh sample
+(nested prefixes), W1 frozen. Test error: E(y − f)² on ``n_test`` fresh samples (noise included).
+
+Cost per seed: one n_max × p feature matrix, one Gram update per α (or the dual n × n Gram when
+n < p), one Cholesky per (α, λ) — or one eigendecomposition per α when several λ are asked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+import numpy as np
+import scipy.linalg as sla
+import xarray as xr
+from scipy.sparse.linalg import svds
+
+from twolayer import __version__, activations
+from twolayer._validate import integer, real, reals
+
+__all__ = ["simulate"]
+
+_CHUNK = 4096
+
+
+def _features(act, x: np.ndarray, w: np.ndarray, out_dtype) -> np.ndarray:
+    """σ(X Wᵀ)/√p, in row chunks to bound memory."""
+    p = w.shape[0]
+    out = np.empty((x.shape[0], p), dtype=out_dtype)
+    for i in range(0, x.shape[0], _CHUNK):
+        out[i : i + _CHUNK] = act.fn(x[i : i + _CHUNK] @ w.T) / math.sqrt(p)
+    return out
+
+
+def _ridge(z: np.ndarray, y: np.ndarray, gram: np.ndarray | None, lams: np.ndarray) -> np.ndarray:
+    """Readouts a (p × len(lams)) minimising ‖y − z a‖² + λ‖a‖² for each λ.
+
+    ``gram`` is zᵀz when given (primal, n ≥ p); otherwise the dual n × n system is used.
+    λ = 0 gives the minimum-norm least-squares solution.
+    """
+    primal = gram is not None
+    k = gram if primal else z @ z.T
+    rhs = z.T @ y if primal else y
+    if len(lams) == 1 and lams[0] > 0:
+        sol = sla.cho_solve(sla.cho_factor(k + lams[0] * np.eye(len(k)), check_finite=False), rhs)
+        sol = sol[:, None]
+    else:
+        ev, u = np.linalg.eigh(k)
+        cut = ev.max() * len(ev) * np.finfo(float).eps
+        inv = np.where(
+            lams[None, :] > 0,
+            1.0 / (ev[:, None] + lams[None, :]),
+            np.where(ev[:, None] > cut, 1.0 / np.where(ev > cut, ev, 1.0)[:, None], 0.0),
+        )
+        sol = u @ (inv * (u.T @ rhs)[:, None])
+    return sol if primal else z.T @ sol
+
+
+def _top_singular(m: np.ndarray, seed: int) -> tuple[float, np.ndarray]:
+    """Largest singular value and right singular vector (ARPACK, deterministic start)."""
+    v0 = np.random.default_rng(seed).standard_normal(min(m.shape))
+    _, s, vt = svds(m, k=1, v0=v0)
+    return float(s[0]), vt[0]
+
+
+def _one_seed(
+    rng: np.random.Generator, s, t, *, d, p, n0, eta, noise, ns, lams, n_test, dtype
+) -> dict:
+    theta = rng.standard_normal(d)
+    theta /= np.linalg.norm(theta)
+    w0 = rng.standard_normal((p, d))
+    w0 /= np.linalg.norm(w0, axis=1, keepdims=True)
+
+    def labels(x):
+        y = t.fn(x @ theta)
+        return y + math.sqrt(noise) * rng.standard_normal(len(y)) if noise > 0 else y
+
+    out = {}
+    if n0 > 0 and eta > 0:
+        x0 = rng.standard_normal((n0, d))
+        pre = x0 @ w0.T
+        resid = labels(x0) - s.fn(pre).mean(axis=1)
+        w1 = w0 + (eta / n0) * ((s.deriv(pre) * resid[:, None]).T @ x0)
+        del x0, pre
+        sv, vdw = _top_singular(w1 - w0, 1)
+        out["spike_sv"] = sv / math.sqrt(p)
+        out["spike_overlap"] = abs(float(vdw @ theta))
+        sv1, v1 = _top_singular(w1, 2)
+        out["w1_overlap"] = abs(float(v1 @ theta))
+        # bulk: rms row norm of W1 without its top singular component
+        out["bulk_scale"] = math.sqrt(max((np.sum(w1 * w1) - sv1**2) / p, 0.0))
+    else:
+        w1 = w0
+        out.update(spike_sv=0.0, spike_overlap=float("nan"), w1_overlap=float("nan"),
+                   bulk_scale=1.0)
+
+    x = rng.standard_normal((ns[-1], d))
+    y = labels(x)
+    z = _features(s, x, w1.astype(dtype), dtype).astype(np.float64, copy=False)
+    del x
+    readouts = np.empty((len(ns), p, len(lams)))
+    train = np.empty((len(ns), len(lams)))
+    gram, done = np.zeros((p, p)), 0
+    for i, n in enumerate(ns):
+        if n >= p:
+            gram += z[done:n].T @ z[done:n]
+            done = n
+            a = _ridge(z[:n], y[:n], gram, lams)
+        else:
+            a = _ridge(z[:n], y[:n], None, lams)
+        readouts[i] = a
+        train[i] = np.mean((y[:n, None] - z[:n] @ a) ** 2, axis=0)
+    del z
+    flat = readouts.transpose(1, 0, 2).reshape(p, -1)
+    sq = np.zeros(flat.shape[1])
+    for i in range(0, n_test, _CHUNK):
+        m = min(_CHUNK, n_test - i)
+        xt = rng.standard_normal((m, d))
+        zt = _features(s, xt, w1.astype(dtype), dtype).astype(np.float64, copy=False)
+        sq += np.sum((labels(xt)[:, None] - zt @ flat) ** 2, axis=0)
+    out["test_error"] = (sq / n_test).reshape(len(ns), len(lams))
+    out["train_error"] = train
+    return out
+
+
+def simulate(
+    student: str = "tanh",
+    teacher: str = "tanh",
+    *,
+    alpha0: float,
+    eta: float,
+    lam,
+    alphas,
+    d: int = 1000,
+    p: int | None = None,
+    beta: float | None = None,
+    noise: float = 0.0,
+    seeds: int = 3,
+    seed: int = 0,
+    n_test: int = 10000,
+    dtype: str = "float64",
+    progress: Callable[[int, int], None] | None = None,
+) -> xr.Dataset:
+    """Simulate the one-step network for ``seeds`` independent draws and every (α, λ).
+
+    p defaults to round(β·d) (β defaults to 1). Run ``i`` uses ``np.random.default_rng([seed, i])``,
+    so a run does not depend on how many seeds are asked. ``dtype="float32"`` computes the
+    features in single precision (the ridge solves stay in float64).
+
+    Returns a Dataset with ``test_error`` and ``train_error`` on (seed, alpha, lam), their mean and
+    std over seeds (``test_error_mean``, ``test_error_std``; ddof = 1), and the step diagnostics
+    on (seed,): ``spike_sv`` (top singular value of W1 − W0 over √p, compare with the theory's
+    spike r_s), ``spike_overlap`` (|v₁·θ| for that singular vector, compare with the alignment γ),
+    ``w1_overlap`` (the same for W1) and ``bulk_scale`` (rms row norm of W1 without its top
+    singular component, compare with √c).
+    """
+    s, t = activations.get(student), activations.get(teacher)
+    alphas = reals("alpha", alphas, low=0.0, strict=True)
+    lams = reals("lam", lam, low=0.0)
+    alpha0 = real("alpha0", alpha0, low=0.0)
+    eta = real("eta", eta, low=0.0)
+    noise = real("noise", noise, low=0.0)
+    d = integer("d", d)
+    if p is None:
+        beta = 1.0 if beta is None else real("beta", beta, low=0.0, strict=True)
+        p = max(1, round(beta * d))
+    p = integer("p", p)
+    seeds = integer("seeds", seeds)
+    seed = integer("seed", seed, low=0)
+    n_test = integer("n_test", n_test)
+    if dtype not in ("float64", "float32"):
+        from twolayer.errors import ParameterError
+
+        raise ParameterError(f"the 'dtype' parameter must be 'float64' or 'float32'; got {dtype!r}")
+    order = np.argsort(alphas)
+    ns_sorted = np.maximum(1, np.round(alphas[order] * d).astype(int))
+    n0 = round(alpha0 * d)
+    runs = []
+    for i in range(seeds):
+        rng = np.random.default_rng([seed, i])
+        runs.append(_one_seed(rng, s, t, d=d, p=p, n0=n0, eta=eta, noise=noise, ns=ns_sorted,
+                              lams=lams, n_test=n_test, dtype=np.dtype(dtype)))
+        if progress is not None:
+            progress(i + 1, seeds)
+    inv = np.argsort(order)
+    te = np.stack([r["test_error"][inv] for r in runs])
+    tr = np.stack([r["train_error"][inv] for r in runs])
+    dims = ("seed", "alpha", "lam")
+    ds = xr.Dataset(
+        {
+            "test_error": (dims, te),
+            "train_error": (dims, tr),
+            "test_error_mean": (dims[1:], te.mean(0)),
+            "test_error_std": (dims[1:], te.std(0, ddof=1) if seeds > 1 else 0.0 * te[0]),
+            "train_error_mean": (dims[1:], tr.mean(0)),
+            **{k: (("seed",), np.array([r[k] for r in runs]))
+               for k in ("spike_sv", "spike_overlap", "w1_overlap", "bulk_scale")},
+        },
+        coords={"seed": np.arange(seeds), "alpha": alphas, "lam": lams,
+                "n": ("alpha", np.maximum(1, np.round(alphas * d).astype(int)))},
+    )
+    params = {
+        "model": "onestep", "method": "simulate", "student": s.name, "teacher": t.name,
+        "alpha0": alpha0, "eta": eta, "lam": lams.tolist(), "alpha": alphas.tolist(),
+        "noise": noise, "d": d, "p": p, "beta": p / d, "n0": n0, "seeds": seeds, "seed": seed,
+        "n_test": n_test, "dtype": dtype,
+    }
+    ds.attrs.update(params=json.dumps(params), version=__version__)
+    return ds

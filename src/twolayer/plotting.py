@@ -1,0 +1,65 @@
+"""Figures (matplotlib, Agg backend): learning curves of the one-step model."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["plot_onestep"]
+
+
+def plot_onestep(
+    path: str | os.PathLike,
+    theory: xr.Dataset | None = None,
+    simulation: xr.Dataset | None = None,
+    rf: xr.Dataset | None = None,
+    title: str | None = None,
+) -> None:
+    """Test error vs α: theory (line), simulation (mean ± std over seeds), RF baseline (dashed).
+
+    One colour per λ. Points where the theory did not converge are left out of the line.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.8), constrained_layout=True)
+    ref = theory if theory is not None else simulation
+    lams = ref["lam"].values
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, lam in enumerate(lams):
+        col = colors[i % len(colors)]
+        tag = f" (λ={lam:g})" if len(lams) > 1 else ""
+        if theory is not None:
+            th = theory.sel(lam=lam)
+            y = np.where(th["converged"].values, th["test_error"].values, np.nan)
+            ax.plot(th["alpha"], y, "-", color=col, label="one-step theory" + tag)
+        if rf is not None:
+            r = rf.sel(lam=lam)
+            y = np.where(r["converged"].values, r["test_error"].values, np.nan)
+            ax.plot(r["alpha"], y, "--", color=col, alpha=0.8, label="RF theory (η̃=0)" + tag)
+        if simulation is not None:
+            sm = simulation.sel(lam=lam)
+            ax.errorbar(
+                sm["alpha"], sm["test_error_mean"], yerr=sm["test_error_std"], fmt="o",
+                color=col, ms=4, capsize=2,
+                label=f"simulation (d={_param(simulation, 'd')}, "
+                f"{simulation.sizes['seed']} seeds)" + tag,
+            )
+    ax.set_xlabel("α = n / d  (readout samples per dimension)")
+    ax.set_ylabel("test error  E(y − f(x))²")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def _param(ds: xr.Dataset, key: str):
+    import json
+
+    return json.loads(ds.attrs.get("params", "{}")).get(key, "?")
