@@ -27,6 +27,7 @@ E_κ[E(κ)/(1+V)²]. At β = 1 this is the system of the reference notebook; the
 (n/p) and the spectral weights F', H' generalise it to any β. The system is solved by damped
 iteration, vectorised over the whole (α, λ) grid at once; a point whose iterate blows up is
 restarted with heavier damping, and reported (NaN, ``converged = False``) if it never settles.
+θ and m, which enter linearly, are solved exactly at each step given V (no 1/λ gain).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def solve(
     noise: float = 0.0,
     damping: float = 0.5,
     tol: float = 1e-10,
-    max_iter: int = 20000,
+    max_iter: int = 5000,
 ) -> dict[str, np.ndarray]:
     """Solve the fixed point for every (α, λ) at once (arrays of shape (len(alphas), len(lams))).
 
@@ -152,22 +153,33 @@ def solve(
         qh2 = A * E(mu2**2 * err * inv**2)
         Vh1 = A * E(mu1**2 * inv)
         Vh2 = A * E(mu2**2 * inv)
-        thh = A * E(K * mu1 * (h - c) * inv)
-        psh = A * E(mu1 * h1 * inv)
-        if has_mean:
-            mnew = (E(mu0 * (h - mu1 * K * st["theta"][..., None]) * inv) / E(mu0**2 * inv))[..., 0]
-        else:
-            mnew = np.zeros(shape)
         S = lam + Vh1 * D + Vh2
+        # θ and m enter the channel linearly: solve them exactly given V (a naive iteration of
+        # θ = θ̂⟨F'/S⟩ has gain ~1/λ on the null space of Ω when β > 1).
+        gF = np.sum(wF / S, -1)[..., None]
+        b_th, e_th = A * E(K**2 * mu1**2 * inv), A * E(K * mu1 * mu0 * inv)
+        a_th = A * E(K * mu1 * h * inv)
+        if has_mean:
+            m00, m0h = E(mu0**2 * inv), E(mu0 * h * inv)
+            m01 = E(mu0 * mu1 * K * inv)
+            # [1 + gF b, gF e; m01, m00] [θ, m] = [gF a, m0h]
+            det = (1 + gF * b_th) * m00 - gF * e_th * m01
+            th_new = (gF * a_th * m00 - gF * e_th * m0h) / det
+            m_new = ((1 + gF * b_th) * m0h - m01 * gF * a_th) / det
+        else:
+            th_new = gF * a_th / (1 + gF * b_th)
+            m_new = np.zeros_like(th_new)
+        thh = a_th - b_th * th_new - e_th * m_new
+        psh = A * E(mu1 * h1 * inv)
         src = (qh1 * D + qh2) / S**2
         new = {
             "q1": np.sum((D * src) * wD + D / S**2 * thh**2 * wF + D / S**2 * psh**2 * wH, -1),
             "q2": np.sum(src * wD + thh**2 / S**2 * wF + psh**2 / S**2 * wH, -1),
             "V1": np.sum(D / S * wD, -1),
             "V2": np.sum(1 / S * wD, -1),
-            "theta": thh[..., 0] * np.sum(wF / S, -1),
+            "theta": th_new[..., 0],
             "psi": psh[..., 0] * np.sum(wH / S, -1),
-            "m": mnew,
+            "m": m_new[..., 0],
         }
         with np.errstate(invalid="ignore"):
             delta = np.max([np.abs(new[k] - st[k]) / (1.0 + np.abs(st[k])) for k in _ORDER], 0)
@@ -222,7 +234,7 @@ def theory(
     n_kappa: int = 96,
     n_spectrum: int = 200,
     tol: float = 1e-10,
-    max_iter: int = 20000,
+    max_iter: int = 5000,
 ) -> xr.Dataset:
     """Spiked-RF test error of the one-step network over a grid of α (n/d) and λ.
 

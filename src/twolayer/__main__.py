@@ -1,0 +1,5 @@
+"""``python -m twolayer`` runs the command-line interface."""
+
+from twolayer.cli import run
+
+run()
