@@ -101,12 +101,14 @@ def _table(columns: dict[str, list], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left")
+    t = Table()
     for name in columns:
         t.add_column(name, justify="right")
     for row in zip(*columns.values(), strict=True):
         t.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
-    Console(width=max(100, 14 * len(columns))).print(t)
+    console = Console(width=max(100, 16 * len(columns)))
+    console.print(title, markup=False)
+    console.print(t)
 
 
 def _warn_to_stderr():
@@ -163,9 +165,19 @@ def onestep_theory(
     if plot:
         from twolayer.plotting import plot_onestep
 
-        rf = rf_theory(student, teacher, **kw) if eta > 0 else None
-        plot_onestep(plot, theory=th, rf=rf, title=_title(student, teacher, alpha0, eta, noise))
+        dense = {**kw, "alphas": _dense(alphas)}
+        th_d = theory(student, teacher, alpha0=alpha0, eta=eta, **dense)
+        rf = rf_theory(student, teacher, **dense) if eta > 0 else None
+        plot_onestep(plot, theory=th_d, rf=rf, title=_title(student, teacher, alpha0, eta, noise))
     _emit_theory(th, json_, elapsed)
+
+
+def _dense(alphas: list[float]) -> list[float]:
+    """A fine α grid over the requested range, for smooth theory lines in figures."""
+    import numpy as np
+
+    lo, hi = min(alphas), max(alphas)
+    return sorted({*alphas, *np.linspace(lo, hi, 60).tolist()}) if hi > lo else list(alphas)
 
 
 def _title(student, teacher, alpha0, eta, noise) -> str:
@@ -263,7 +275,12 @@ def onestep_simulate(
     if plot:
         from twolayer.plotting import plot_onestep
 
-        plot_onestep(plot, theory=th, simulation=sim, rf=rf,
+        th_d = rf_d = None
+        if th is not None:
+            dense = {**kw, "alphas": _dense(alphas)}
+            th_d = theory(student, teacher, alpha0=alpha0, eta=eta, **dense)
+            rf_d = rf_theory(student, teacher, **dense) if rf is not None else None
+        plot_onestep(plot, theory=th_d, simulation=sim, rf=rf_d,
                      title=_title(student, teacher, alpha0, eta, noise) + f", p={p}")
     _emit_sim(sim, th, json_, elapsed)
 

@@ -141,13 +141,13 @@ def solve(
         V = mu1**2 * V1 + mu2**2 * V2
         c = mu0 * m + mu1 * K * th
         err = hh + c * c - 2 * c * h - 2 * mu1 * ps * h1 + mu1**2 * q1 + mu2**2 * q2
-        return V, c, err
+        return V, err
 
     def E(f):
         return np.sum(f * wk, axis=-1)[..., None]
 
     for it in range(1, max_iter + 1):
-        V, c, err = channel(st)
+        V, err = channel(st)
         inv = 1.0 / (1.0 + V)
         qh1 = A * E(mu1**2 * err * inv**2)
         qh2 = A * E(mu2**2 * err * inv**2)
@@ -204,7 +204,7 @@ def solve(
         if np.all(converged | failed):
             break
 
-    V, c, err = channel(st)
+    V, err = channel(st)
     inv = 1.0 / (1.0 + V)
     out = dict(st)
     out["test_error"] = np.sum(err * wk, -1)
