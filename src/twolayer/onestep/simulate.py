@@ -24,6 +24,7 @@ from scipy.sparse.linalg import svds
 
 from twolayer import __version__, activations
 from twolayer._validate import integer, real, reals
+from twolayer.errors import ParameterError
 
 __all__ = ["simulate"]
 
@@ -101,9 +102,10 @@ def _one_seed(
         out.update(spike_sv=0.0, spike_overlap=float("nan"), w1_overlap=float("nan"),
                    bulk_scale=1.0)
 
+    w1c = w1.astype(dtype, copy=False)  # cast once, reused by the training and test features
     x = rng.standard_normal((ns[-1], d))
     y = labels(x)
-    z = _features(s, x, w1.astype(dtype), dtype).astype(np.float64, copy=False)
+    z = _features(s, x, w1c, dtype).astype(np.float64, copy=False)
     del x
     readouts = np.empty((len(ns), p, len(lams)))
     train = np.empty((len(ns), len(lams)))
@@ -123,7 +125,7 @@ def _one_seed(
     for i in range(0, n_test, _CHUNK):
         m = min(_CHUNK, n_test - i)
         xt = rng.standard_normal((m, d))
-        zt = _features(s, xt, w1.astype(dtype), dtype).astype(np.float64, copy=False)
+        zt = _features(s, xt, w1c, dtype).astype(np.float64, copy=False)
         sq += np.sum((labels(xt)[:, None] - zt @ flat) ** 2, axis=0)
     out["test_error"] = (sq / n_test).reshape(len(ns), len(lams))
     out["train_error"] = train
@@ -176,8 +178,6 @@ def simulate(
     seed = integer("seed", seed, low=0)
     n_test = integer("n_test", n_test)
     if dtype not in ("float64", "float32"):
-        from twolayer.errors import ParameterError
-
         raise ParameterError(f"the 'dtype' parameter must be 'float64' or 'float32'; got {dtype!r}")
     order = np.argsort(alphas)
     ns_sorted = np.maximum(1, np.round(alphas[order] * d).astype(int))
