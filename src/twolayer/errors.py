@@ -22,3 +22,7 @@ class ModelAssumptionError(ParameterError):
 
 class ConvergenceWarning(UserWarning):
     """A fixed point or an integration did not reach its tolerance; the result says where."""
+
+
+class DivergenceWarning(RuntimeWarning):
+    """A run or an integration blew up (NaN/inf or beyond a bound); the result says when."""
