@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from twolayer import __version__
-from twolayer.errors import ConvergenceWarning, TwolayerError
+from twolayer.errors import ConvergenceWarning, DivergenceWarning, TwolayerError
 
 app = typer.Typer(
     help="Exact high-dimensional theory and simulations of two-layer neural networks.",
@@ -105,7 +105,7 @@ def _table(columns: dict[str, list], title: str) -> None:
     for name in columns:
         t.add_column(name, justify="right")
     for row in zip(*columns.values(), strict=True):
-        t.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+        t.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
     console = Console(width=max(100, 16 * len(columns)))
     console.print(title, markup=False)
     console.print(t)
@@ -117,6 +117,7 @@ def _warn_to_stderr():
 
     warnings.showwarning = show
     warnings.simplefilter("always", ConvergenceWarning)
+    warnings.simplefilter("always", DivergenceWarning)
 
 
 def _srf_note(th) -> str:
@@ -325,6 +326,11 @@ def _emit_sim(sim, th, json_: bool, elapsed: float) -> None:
     if th is not None:
         print("theory " + _srf_note(th))
     print(f"[{elapsed:.1f} s]")
+
+
+from twolayer.cli_sgd import sgd_app  # noqa: E402  (it imports the shared options above)
+
+app.add_typer(sgd_app, name="sgd")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Figures (matplotlib, Agg backend): learning curves of the one-step model."""
+"""Figures (matplotlib, Agg backend): one-step learning curves, SGD risk curves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import numpy as np
 import xarray as xr
 
-__all__ = ["plot_onestep"]
+__all__ = ["plot_onestep", "plot_sgd"]
 
 
 def plot_onestep(
@@ -63,3 +63,42 @@ def _param(ds: xr.Dataset, key: str):
     import json
 
     return json.loads(ds.attrs.get("params", "{}")).get(key, "?")
+
+
+def plot_sgd(
+    path: str | os.PathLike,
+    ode: xr.Dataset | None = None,
+    simulation: xr.Dataset | None = None,
+    title: str | None = None,
+) -> None:
+    """Excess risk vs t on log-log axes: ODE (line), simulation mean with a ±1 std band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.8), constrained_layout=True)
+    if simulation is not None:
+        t = simulation["t"].values
+        m, s = simulation["risk_mean"].values, simulation["risk_std"].values
+        keep = t > 0
+        ax.fill_between(t[keep], np.maximum(m - s, m * 1e-3)[keep], (m + s)[keep],
+                        color="C1", alpha=0.3, lw=0)
+        ax.plot(t[keep], m[keep], "o", color="C1", ms=3,
+                label=f"simulation (d={_param(simulation, 'd')}, "
+                f"{simulation.sizes['seed']} seeds, mean ± std)")
+    if ode is not None:
+        keep = ode["t"].values > 0
+        ax.plot(ode["t"].values[keep], ode["risk"].values[keep], "-", color="C0",
+                label="ODE" + ("" if ode.attrs.get("status") == "ok"
+                               else f" ({ode.attrs.get('status')})"))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("t = ν γ / (p d)   (SGD steps ν, rescaled)")
+    ax.set_ylabel("excess risk  ½ E(ŷ − y*)²")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    ax.grid(alpha=0.3, which="both")
+    fig.savefig(path, dpi=150)
+    plt.close(fig)

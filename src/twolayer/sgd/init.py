@@ -11,6 +11,7 @@ data they see (run i draws its inputs from ``default_rng([seed, i])``), so the O
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from twolayer.errors import ParameterError
 
-__all__ = ["Overlaps", "initial_overlaps", "initial_weights", "load_overlaps"]
+__all__ = ["Overlaps", "initial_overlaps", "initial_weights", "load_overlaps", "weights_with"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,23 @@ def initial_weights(p: int, k: int, d: int, seed: int = 0, init_scale: float = 1
     if spherical:
         student *= np.sqrt(d) / np.linalg.norm(student, axis=1, keepdims=True)
     return student, teacher
+
+
+def weights_with(overlaps: Overlaps, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(W0, W*) in R^d whose overlaps are exactly ``overlaps`` (needs d ≥ p + k).
+
+    [W0; W*] = √d · R · U with R Rᵀ = Ω (symmetric square root) and U a random (p+k) × d matrix
+    with orthonormal rows drawn from ``default_rng([seed])``.
+    """
+    p, k = overlaps.p, overlaps.k
+    if d < p + k:
+        raise ParameterError(f"d = {d} is too small to realise {p + k} overlapping vectors")
+    lam, vec = np.linalg.eigh(overlaps.omega())
+    root = vec * np.sqrt(np.maximum(lam, 0.0))
+    rng = np.random.default_rng([seed])
+    frame, _ = np.linalg.qr(rng.standard_normal((d, p + k)))
+    w = math.sqrt(d) * root @ frame.T
+    return w[:p], w[p:]
 
 
 def overlaps_of(student: np.ndarray, teacher: np.ndarray) -> Overlaps:

@@ -22,7 +22,7 @@ from twolayer import activations
 from twolayer.errors import DivergenceWarning, ParameterError
 from twolayer.io import dumps
 from twolayer.sgd import _kernels
-from twolayer.sgd.init import initial_weights
+from twolayer.sgd.init import Overlaps, initial_weights, weights_with
 from twolayer.sgd.integrals import engine
 from twolayer.sgd.ode import time_grid
 
@@ -62,16 +62,23 @@ def simulate(
     seed: int = 0,
     init_scale: float = 1.0,
     spherical: bool = False,
+    init: Overlaps | None = None,
     float32: bool = False,
     per_decade: int = 20,
 ) -> xr.Dataset:
     """Run ``seeds`` SGD runs to time ``t_max`` and record risk, M and Q on a log-time grid.
+
+    The start is :func:`~twolayer.sgd.init.initial_weights` (seed, init_scale, spherical), or,
+    with ``init``, weights in R^d whose overlaps are exactly ``init`` (then p, k come from it).
 
     Grid: the times of :func:`twolayer.sgd.ode.time_grid`, each rounded to a whole number of
     steps (ν = round(t·p·d/γ)); ``t`` holds the exact times ν·γ/(p·d). A run whose weights stop
     being finite, or whose risk exceeds 1e6 × max(1, its start), is stopped: NaN from then on,
     ``diverged_at`` holds its time, and a :class:`DivergenceWarning` is raised.
     """
+    if init is not None:
+        init.check()
+        p, k = init.p, init.k
     p, k, d = check.integer("p", p), check.integer("k", k), check.integer("d", d)
     gamma = check.real("gamma", gamma, low=0.0, strict=True)
     t_max = check.real("t_max", t_max, low=0.0, strict=True)
@@ -93,7 +100,12 @@ def simulate(
             f"t_max = {t_max:g} needs {n_total:.3g} SGD steps per run; use the ODE or a larger γ"
         )
     marks = np.unique(np.round(time_grid(t_max, per_decade) * steps_per_t).astype(np.int64))
-    student_w, teacher_w = initial_weights(p, k, d, seed, init_scale, spherical)
+    if init is None:
+        student_w, teacher_w = initial_weights(p, k, d, seed, init_scale, spherical)
+    else:
+        if spherical and not np.allclose(np.diag(init.Q), 1.0, atol=1e-8):
+            raise ParameterError("the spherical simulation needs diag(Q) = 1 at the start")
+        student_w, teacher_w = weights_with(init, d, seed)
     w = np.repeat(student_w[None].astype(dtype), n_runs, axis=0)
     wt = np.repeat(teacher_w[None].astype(dtype), n_runs, axis=0)
     gens = [np.random.Generator(np.random.SFC64(np.random.SeedSequence([seed, i])))
