@@ -65,7 +65,8 @@ def sgd_ode(
     variance: Annotated[bool, typer.Option(
         "--variance/--no-variance",
         help="Keep the (γ/p) SGD-variance term (off: gradient flow).")] = True,
-    method: Annotated[str, typer.Option(help="BDF, LSODA, RK45, DOP853, Radau or euler.")] = "BDF",
+    method: Annotated[str, typer.Option(
+        help="auto, BDF, LSODA, RK45, DOP853, Radau or euler (fixed step --dt).")] = "auto",
     dt: Annotated[float, typer.Option(help="Step of --method euler.")] = 1e-3,
     out: Out = None,
     plot: Plot = None,

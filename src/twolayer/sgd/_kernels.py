@@ -37,32 +37,32 @@ def erf_flow(c, p, v, var_coef, noise):
     for j in range(p):
         for m in range(n - p):
             dm[j, m] = t[j, p + m]
-        for l in range(p):
-            dq[j, l] = t[j, l] + t[l, j]
+        for q in range(p):
+            dq[j, q] = t[j, q] + t[q, j]
     if var_coef == 0.0:
         return dq, dm
     lam1 = np.empty(n)
     for j in range(p):
         ajj = 1.0 + c[j, j]
-        for l in range(j, p):
-            all_ = 1.0 + c[l, l]
-            cjl = c[j, l]
-            lam4 = ajj * all_ - cjl * cjl
+        for q in range(j, p):
+            aqq = 1.0 + c[q, q]
+            cjq = c[j, q]
+            lam4 = ajj * aqq - cjq * cjq
             for a in range(n):
                 cja = c[j, a]
-                cla = c[l, a]
-                lam1[a] = (lam4 * (1.0 + c[a, a]) - cla * cla * ajj - cja * cja * all_
-                           + 2.0 * cjl * cja * cla)
+                cqa = c[q, a]
+                lam1[a] = (lam4 * (1.0 + c[a, a]) - cqa * cqa * ajj - cja * cja * aqq
+                           + 2.0 * cjq * cja * cqa)
             s = 0.0
             for a in range(n):
                 cja = c[j, a]
-                cla = c[l, a]
+                cqa = c[q, a]
                 row = 0.0
                 for b in range(a, n):
                     cjb = c[j, b]
-                    clb = c[l, b]
-                    lam0 = (lam4 * c[a, b] - cla * clb * ajj - cja * cjb * all_
-                            + cjl * (cja * clb + cjb * cla))
+                    cqb = c[q, b]
+                    lam0 = (lam4 * c[a, b] - cqa * cqb * ajj - cja * cjb * aqq
+                            + cjq * (cja * cqb + cjb * cqa))
                     arg = lam0 / math.sqrt(lam1[a] * lam1[b])
                     if arg > 1.0:
                         arg = 1.0
@@ -72,9 +72,9 @@ def erf_flow(c, p, v, var_coef, noise):
                     row += w * math.asin(arg)
                 s += v[a] * row
             val = var_coef * (_4PI2 * s + _2PI * noise) / math.sqrt(lam4)
-            dq[j, l] += val
-            if l != j:
-                dq[l, j] += val
+            dq[j, q] += val
+            if q != j:
+                dq[q, j] += val
     return dq, dm
 
 

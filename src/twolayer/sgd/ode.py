@@ -26,11 +26,11 @@ from twolayer import _validate as check
 from twolayer.errors import ConvergenceWarning, DivergenceWarning, ParameterError
 from twolayer.io import dumps
 from twolayer.sgd.init import Overlaps, initial_overlaps
-from twolayer.sgd.integrals import Engine, engine
+from twolayer.sgd.integrals import Engine, ErfEngine, engine
 
 __all__ = ["METHODS", "ode", "time_grid"]
 
-METHODS = ("BDF", "LSODA", "RK45", "DOP853", "Radau", "euler")
+METHODS = ("auto", "BDF", "LSODA", "RK45", "DOP853", "Radau", "euler")
 _BLOWUP = 1e6
 
 
@@ -121,9 +121,9 @@ def ode(
     init: Overlaps | None = None,
     variance: bool = True,
     spherical: bool = False,
-    method: str = "BDF",
+    method: str = "auto",
     dt: float = 1e-3,
-    rtol: float = 1e-8,
+    rtol: float | None = None,
     atol: float = 1e-10,
     per_decade: int = 20,
 ) -> xr.Dataset:
@@ -133,7 +133,9 @@ def ode(
     :func:`twolayer.sgd.simulate` draws for (p, k, d, seed, init_scale, spherical). ``gamma`` is
     the SGD learning rate γ (only γ/p enters, through the variance term), ``noise`` the label
     noise variance Δ. Output times: 0 and ``per_decade`` log-spaced points per decade up to
-    ``t_max``. ``method`` is a scipy ``solve_ivp`` method or "euler" (fixed step ``dt``).
+    ``t_max``. ``method`` is a scipy ``solve_ivp`` method or "euler" (fixed step ``dt``); "auto"
+    takes LSODA with rtol 1e-8 for the compiled erf closed forms and RK45 with rtol 1e-6 (the
+    accuracy of the quadrature) for every other pair of activations.
     A blow-up (|overlaps| beyond 1e6 × their start) stops the integration: status "diverged",
     the time in ``t_stop``, NaN afterwards, and a :class:`DivergenceWarning`.
     """
@@ -159,6 +161,10 @@ def ode(
     if spherical and not np.allclose(np.diag(init.Q), 1.0, atol=1e-8):
         raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
     eng = engine(student, teacher)
+    if method == "auto":
+        method = "LSODA" if isinstance(eng, ErfEngine) else "RK45"
+    if rtol is None:
+        rtol = 1e-8 if isinstance(eng, ErfEngine) else 1e-6
     system = _System(eng, init.P, p, gamma, noise, variance, spherical)
     y0 = system.pack(init.Q, init.M)
     t_eval = time_grid(t_max, per_decade)
