@@ -1,0 +1,134 @@
+"""Benchmarks of the SGD committee machine; prints JSON. Run: python benchmarks/sgd.py
+
+Each figure is a ratio against a baseline run in this process (a plain NumPy broadcast of the
+same erf closed forms; the NumPy batched SGD loop) and against the reference implementation's
+figures measured on this machine kind (shared/reference/committee_classic.md):
+269 s for the erf ODE p = 10, k = 2 to t = 1e4 (Euler, dt = 1e-3); 41.6 ms for one right-hand
+side with the (γ/p) term at p = k = 32; ~700 µs per SGD step at p = 8, d = 1000.
+"""
+
+import json
+import sys
+import time
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from twolayer import activations
+from twolayer.sgd import _kernels, ode, simulate
+from twolayer.sgd.integrals import error_weights
+from twolayer.sgd.simulate import _numpy_block
+
+REF_ODE_S = 268.7
+REF_RHS_P32_S = 41.593e-3
+REF_SIM_US = 700.0
+
+
+def numpy_erf_flow(c, p, v, var_coef, noise):
+    """Baseline: the erf closed forms by plain NumPy broadcasting (no symmetry, no compiler)."""
+    d = np.diag(c)
+    cj = c[:p]  # (p, n)
+    a1 = 1 + d[:p, None]  # (p, 1)
+    lam3 = a1 * (1 + d[None, :]) - cj**2  # (p, n)  [j, c]
+    num = c[None, :, :] * a1[:, :, None] - cj[:, :, None] * cj[:, None, :]  # [j, b, c]
+    t = 2 / np.pi * np.einsum("jbc,jc,c->jb", num, 1 / (a1 * np.sqrt(lam3)), v)
+    dq = t[:, :p] + t[:, :p].T
+    if var_coef:
+        ajj, aqq = a1[:, None, :, None], a1[None, :, :, None]  # (j, q, 1, 1)
+        cjq = c[:p, :p][:, :, None, None]
+        lam4 = ajj * aqq - cjq**2
+        cja, cqa = cj[:, None, :, None], cj[None, :, :, None]
+        cjb, cqb = cj[:, None, None, :], cj[None, :, None, :]
+        lam1 = (lam4 * (1 + d[None, None, :, None]) - cqa**2 * ajj - cja**2 * aqq
+                + 2 * cjq * cja * cqa)
+        lam2 = (lam4 * (1 + d[None, None, None, :]) - cqb**2 * ajj - cjb**2 * aqq
+                + 2 * cjq * cjb * cqb)
+        lam0 = (lam4 * c[None, None] - cqa * cqb * ajj - cja * cjb * aqq
+                + cjq * (cja * cqb + cjb * cqa))
+        i4 = 4 / np.pi**2 * np.arcsin(np.clip(lam0 / np.sqrt(lam1 * lam2), -1, 1)) / np.sqrt(lam4)
+        j2 = 2 / np.pi / np.sqrt(lam4[..., 0, 0])
+        dq = dq + var_coef * (np.einsum("jqab,a,b->jq", i4, v, v) + noise * j2)
+    return dq, t[:, p:]
+
+
+def best_of(fn, repeat):
+    out = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out = min(out, time.perf_counter() - t0)
+    return out
+
+
+def rhs_p32() -> dict:
+    p = k = 32
+    g = np.random.default_rng(0).standard_normal((p + k, 3 * (p + k)))
+    c = g @ g.T / g.shape[1]
+    v = error_weights(p, k)
+    _kernels.erf_flow(c, p, v, 0.5, 0.1)  # compile / load
+    ours = best_of(lambda: _kernels.erf_flow(c, p, v, 0.5, 0.1), 20)
+    base = best_of(lambda: numpy_erf_flow(c, p, v, 0.5, 0.1), 3)
+    a, b = _kernels.erf_flow(c, p, v, 0.5, 0.1)[0], numpy_erf_flow(c, p, v, 0.5, 0.1)[0]
+    assert np.allclose(a, b, rtol=1e-9, atol=1e-12)
+    return {"rhs_p32_ms": 1e3 * ours, "rhs_p32_numpy_ms": 1e3 * base,
+            "rhs_p32_speedup_vs_numpy": base / ours,
+            "rhs_p32_speedup_vs_reference": REF_RHS_P32_S / ours}
+
+
+def ode_p10() -> dict:
+    kw = dict(p=10, k=2, d=3, seed=3, gamma=0.05, noise=1e-3, t_max=1e4)
+    ode("erf", "erf", **{**kw, "t_max": 1.0})  # compile / load
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        res = ode("erf", "erf", **kw)
+        runs.append(time.perf_counter() - t0)
+    ours = min(runs)
+    # baseline: the same start and solver with the plain NumPy right-hand side
+    om = res["Q"].values[0], res["M"].values[0], res["P"].values
+    p, iu = 10, np.triu_indices(10)
+    v = error_weights(10, 2)
+
+    def rhs(t, y):
+        q = np.zeros((p, p))
+        q[iu] = y[: iu[0].size]
+        q = q + np.triu(q, 1).T
+        m = y[iu[0].size:].reshape(p, 2)
+        c = np.block([[q, m], [m.T, om[2]]])
+        dq, dm = numpy_erf_flow(c, p, v, 0.05 / p, 1e-3)
+        return np.concatenate([dq[iu], dm.ravel()])
+
+    y0 = np.concatenate([om[0][iu], om[1].ravel()])
+    t0 = time.perf_counter()
+    sol = solve_ivp(rhs, (0, 1e4), y0, method="LSODA", rtol=1e-8, atol=1e-10)
+    base = time.perf_counter() - t0
+    return {"ode_p10_t1e4_s": ours, "ode_p10_numpy_lsoda_s": base,
+            "ode_p10_speedup_vs_numpy": base / ours,
+            "ode_p10_speedup_vs_reference": REF_ODE_S / ours,
+            "ode_p10_final_risk": float(res["risk"][-1]), "numpy_ok": bool(sol.success)}
+
+
+def sim_p8() -> dict:
+    kw = dict(p=8, k=2, d=1000, gamma=1.0, seeds=16)
+    simulate("erf", "erf", **{**kw, "t_max": 0.01})  # compile / load
+    res = simulate("erf", "erf", t_max=2.0, **kw)
+    ours = res.attrs["us_per_step_per_run"]
+    # baseline: the NumPy batched loop over the same number of runs, 2000 steps
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((16, 8, 1000))
+    wt = rng.standard_normal((16, 2, 1000))
+    alive = np.ones(16, bool)
+    erf = activations.get("erf")
+    t0 = time.perf_counter()
+    for _ in range(4):
+        xs = rng.standard_normal((16, 500, 1000))
+        _numpy_block(w, wt, xs, np.zeros((16, 500)), 1 / 8, erf, erf, False, alive)
+    base = 1e6 * (time.perf_counter() - t0) / (2000 * 16)
+    return {"sim_p8_d1000_16seeds_us_per_step_per_run": ours, "sim_numpy_batched_us": base,
+            "sim_speedup_vs_numpy": base / ours, "sim_speedup_vs_reference": REF_SIM_US / ours}
+
+
+if __name__ == "__main__":
+    out = {**rhs_p32(), **ode_p10(), **sim_p8()}
+    print(json.dumps(out, indent=1))
+    sys.exit(0)
