@@ -196,3 +196,38 @@ def _print_curve(t, columns, title, elapsed, rows: int = 12):
     cols.update({name: [float(v[i]) for i in idx] for name, v in columns.items()})
     _table(cols, title)
     print(f"[{elapsed:.2f} s]")
+
+
+@sgd_app.command("regimes")
+def sgd_regimes(
+    d: Annotated[int | None, typer.Option("--d", help="Input dimension d.")] = None,
+    p: Annotated[int | None, typer.Option("--p", help="Student width p.")] = None,
+    gamma: Annotated[float | None, typer.Option(help="Learning rate γ.")] = None,
+    kappa: Annotated[float | None, typer.Option(help="Width exponent: p ∝ d^κ.")] = None,
+    delta: Annotated[float | None, typer.Option(help="Rate exponent: γ ∝ d^(−δ).")] = None,
+    json_: Json = False,
+) -> None:
+    """Which limit applies (classical / high-dimensional / mean-field / mixed) and its terms.
+
+    Give either --d --p --gamma (numbers) or --kappa --delta (exponents).
+    """
+    from twolayer.sgd.regimes import classify, classify_exponents
+
+    numbers, exps = (d, p, gamma), (kappa, delta)
+    if all(v is not None for v in exps) and all(v is None for v in numbers):
+        reg = classify_exponents(kappa, delta)
+        given = {"kappa": kappa, "delta": delta}
+    elif all(v is not None for v in numbers) and all(v is None for v in exps):
+        reg = classify(d, p, gamma)
+        given = {"d": d, "p": p, "gamma": gamma}
+    else:
+        raise UserError("give either --d, --p and --gamma, or --kappa and --delta")
+    if json_:
+        from twolayer.io import dumps
+
+        print(dumps({**reg.as_dict(), "params": given, "version": __version__}))
+        return
+    print(f"regime: {reg.name}\n  {reg.description}\n"
+          f"  SGD steps per unit of t: {reg.steps_per_unit_time}\n"
+          f"  weight of the (γ/p) variance term: {reg.variance_weight}\n"
+          f"  surviving terms: {'; '.join(reg.terms) or 'none (no ODE)'}")

@@ -1,0 +1,105 @@
+"""Which limit of one-pass SGD applies: classical, high-dimensional, mean-field or mixed.
+
+With p = p0·d^κ and γ = γ0·d^(−δ) (κ ≥ 0), the ODE time t = ν·γ/(p·d) needs ν ∝ d^(1+κ+δ)
+steps and the SGD-variance term of dQ carries γ/p ∝ d^(−(κ+δ)) (Veiga et al. 2022, arXiv
+2202.00293; Arnaboldi et al. 2023). Hence, with s = κ + δ:
+
+- s > 0: the variance term (and the label noise with it) vanishes; the dynamics is gradient flow
+  on the population risk — *classical* when κ = 0 (γ → 0), *mean-field* when κ > 0 (p → ∞);
+- s = 0: *high-dimensional* (Saad & Solla): the variance term stays with weight γ0/p0 and the
+  noise Δ sets a floor on the risk; with κ > 0 as well, *mixed* (wide and high-dimensional);
+- −(1 + κ)/2 < δ < −κ: the variance term dominates (*bad learning*): the overlaps are driven by
+  SGD noise on the faster scale ν ∝ d^(1+2(κ+δ)) and the teacher is not learned;
+- δ ≤ −(1 + κ)/2: γ²/(p·d) does not vanish, single steps move the overlaps by O(1): no ODE.
+
+For given numbers (d, p, γ) the same reading uses γ/p (weight of the variance term) and γ²/(p·d)
+(size of one step's fluctuation); the thresholds for "negligible" (1e-2) are conventions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from twolayer import _validate as check
+from twolayer.errors import ParameterError
+
+__all__ = ["Regime", "classify", "classify_exponents"]
+
+SMALL = 1e-2  # a term below this weight is called negligible
+
+
+@dataclass(frozen=True)
+class Regime:
+    """The limit that applies, its time scale and which terms of the ODE survive."""
+
+    name: str
+    description: str
+    steps_per_unit_time: str  # ν per unit of t, a number or a power of d
+    variance_weight: str  # weight of the (γ/p) term
+    terms: tuple[str, ...]  # terms of the ODE that survive
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_GF = ("gradient term E[e σ'(λ) λ], E[e σ'(λ) ν]",)
+_VAR = ("SGD-variance term (γ/p) E[e² σ'σ']", "label-noise term (γ/p) Δ E[σ'σ']")
+
+
+def classify_exponents(kappa: float, delta: float) -> Regime:
+    """The regime of p ∝ d^κ, γ ∝ d^(−δ) as d → ∞ (exact comparisons of the exponents)."""
+    kappa = check.real("kappa", kappa, low=0.0)
+    delta = check.real("delta", delta)
+    s = kappa + delta
+    steps = f"d^{1 + s:g}"
+    weight = f"d^{-s:g}"
+    if s > 0:
+        if kappa > 0:
+            return Regime("mean-field", "wide student (p → ∞) with γ/p → 0: gradient flow on the "
+                          "population risk; noise and SGD variance vanish", steps, weight, _GF)
+        return Regime("classical", "γ → 0 at fixed width: gradient flow on the population risk;"
+                      " noise and SGD variance vanish", steps, weight, _GF)
+    if s == 0:
+        name = "mixed" if kappa > 0 else "high-dimensional"
+        what = ("wide student and γ/p = O(1)" if kappa > 0 else "γ/p = O(1) at fixed width")
+        return Regime(name, f"{what}: the SGD-variance term stays with weight γ0/p0 and the label "
+                      "noise sets a floor on the risk (Saad–Solla)", steps, "γ0/p0", _GF + _VAR)
+    if delta > -(1 + kappa) / 2:
+        return Regime("variance-dominated", "γ/p → ∞: the SGD-variance term dominates on the time "
+                      f"scale ν ∝ d^{1 + 2 * s:g}; the teacher is not learned (bad learning)",
+                      f"d^{1 + 2 * s:g}", weight, _VAR)
+    return Regime("no-ODE", "γ²/(p·d) does not vanish: one SGD step moves the overlaps by O(1); "
+                  "no deterministic limit", "—", weight, ())
+
+
+def classify(d: int, p: int, gamma: float) -> Regime:
+    """The regime for finite (d, p, γ), read from γ/p and γ²/(p·d)."""
+    d, p = check.integer("d", d), check.integer("p", p)
+    gamma = check.real("gamma", gamma, low=0.0, strict=True)
+    w = gamma / p
+    jump = gamma**2 / (p * d)
+    steps = f"{p * d / gamma:.4g}"
+    weight = f"{w:.4g}"
+    if jump >= 1:
+        return Regime("no-ODE", f"γ²/(p·d) = {jump:.3g} ≥ 1: one step moves the overlaps by O(1)",
+                      steps, weight, ())
+    if w < SMALL:
+        if p >= 100:
+            return Regime("mean-field", f"wide student (p = {p}) with γ/p = {w:.3g} ≪ 1: "
+                          "gradient flow on the population risk", steps, weight, _GF)
+        return Regime("classical", f"γ/p = {w:.3g} ≪ 1: gradient flow on the population risk",
+                      steps, weight, _GF)
+    if w > 1 / SMALL:
+        return Regime("variance-dominated", f"γ/p = {w:.3g} ≫ 1: SGD noise dominates",
+                      steps, weight, _VAR)
+    name = "mixed" if p >= 100 else "high-dimensional"
+    return Regime(name, f"γ/p = {w:.3g} = O(1): gradient and SGD-variance terms both matter, "
+                  "noise sets a floor on the risk", steps, weight, _GF + _VAR)
+
+
+def exponents(d: int, p: int, gamma: float) -> tuple[float, float]:
+    """(κ, δ) with p = d^κ and γ = d^(−δ) (p0 = γ0 = 1), for display."""
+    if d < 2:
+        raise ParameterError("d must be >= 2 to read exponents")
+    return math.log(p) / math.log(d), -math.log(gamma) / math.log(d)
