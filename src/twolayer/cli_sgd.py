@@ -9,15 +9,24 @@ from typing import Annotated
 import typer
 
 from twolayer import __version__
-from twolayer.cli import Json, Noise, Out, Overwrite, Plot, Seed, UserError, _prepare_outputs
+from twolayer.cli import (
+    Json,
+    Noise,
+    Out,
+    Overwrite,
+    Plot,
+    Seed,
+    Student,
+    Teacher,
+    UserError,
+    _prepare_outputs,
+)
 
 sgd_app = typer.Typer(
     help="One-pass SGD of committee machines, after Arnaboldi et al. 2023: ODEs and simulation",
     no_args_is_help=True,
 )
 
-Student = Annotated[str, typer.Option(help="Student activation (name from the registry).")]
-Teacher = Annotated[str, typer.Option(help="Teacher activation (name from the registry).")]
 P = Annotated[int, typer.Option("--p", help="Student width p.")]
 K = Annotated[int, typer.Option("--k", help="Teacher width k.")]
 D = Annotated[int, typer.Option("--d", help="Input dimension d (draws the initial overlaps).")]
