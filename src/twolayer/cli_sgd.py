@@ -137,7 +137,7 @@ def sgd_simulate(
 ) -> None:
     """Simulate one-pass SGD over seeds (batched), beside the ODE from the same overlaps."""
     from twolayer.sgd import ode, simulate
-    from twolayer.sgd.init import overlaps_of
+    from twolayer.sgd.init import initial_overlaps
 
     ov = _load_init(init)
     _check_sizes(p, k, ov)
@@ -149,8 +149,7 @@ def sgd_simulate(
     elapsed = time.perf_counter() - t0
     th = None
     if ode_ or plot:
-        start = ov if ov is not None else overlaps_of(*_start_weights(p, k, d, seed, init_scale,
-                                                                      spherical))
+        start = ov if ov is not None else initial_overlaps(p, k, d, seed, init_scale, spherical)
         th = ode(student, teacher, gamma=gamma, t_max=t_max, noise=noise, init=start,
                  spherical=spherical)
     if out:
@@ -178,12 +177,6 @@ def sgd_simulate(
     _print_curve(sim["t"].values, cols,
                  f"SGD simulation, {sim.sizes['seed']} seeds, d={d}: "
                  + _title(student, teacher, p, k, gamma, noise), elapsed)
-
-
-def _start_weights(p, k, d, seed, init_scale, spherical):
-    from twolayer.sgd.init import initial_weights
-
-    return initial_weights(p, k, d, seed, init_scale, spherical)
 
 
 def _print_json(obj, ds, elapsed):

@@ -22,6 +22,13 @@ from twolayer.errors import ParameterError
 __all__ = ["Overlaps", "initial_overlaps", "initial_weights", "load_overlaps", "weights_with"]
 
 
+def omega_of(Q: np.ndarray, M: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """Covariance [[Q, M], [Mᵀ, P]] of (λ, ν); Q and M may carry leading batch axes."""
+    P = np.broadcast_to(P, (*M.shape[:-2], *P.shape))
+    top = np.concatenate([Q, M], axis=-1)
+    return np.concatenate([top, np.concatenate([np.swapaxes(M, -1, -2), P], axis=-1)], axis=-2)
+
+
 @dataclass(frozen=True)
 class Overlaps:
     """Q = WWᵀ/d (p × p), M = WW*ᵀ/d (p × k), P = W*W*ᵀ/d (k × k)."""
@@ -40,7 +47,7 @@ class Overlaps:
 
     def omega(self) -> np.ndarray:
         """Covariance of (λ, ν): [[Q, M], [Mᵀ, P]]."""
-        return np.block([[self.Q, self.M], [self.M.T, self.P]])
+        return omega_of(self.Q, self.M, self.P)
 
     def check(self) -> Overlaps:
         """Raise ParameterError unless shapes agree, values are finite and Ω is PSD."""

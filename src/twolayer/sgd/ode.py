@@ -25,7 +25,7 @@ import twolayer
 from twolayer import _validate as check
 from twolayer.errors import ConvergenceWarning, DivergenceWarning, ParameterError
 from twolayer.io import dumps
-from twolayer.sgd.init import Overlaps, initial_overlaps
+from twolayer.sgd.init import Overlaps, initial_overlaps, omega_of
 from twolayer.sgd.integrals import Engine, ErfEngine, engine
 
 __all__ = ["METHODS", "ode", "time_grid"]
@@ -79,11 +79,11 @@ class _System:
 
     def omegas(self, ys):
         """Ω at every column of ys (n_state, n_t) → (n_t, p+k, p+k)."""
-        out = np.empty((ys.shape[1], self.p + self.k, self.p + self.k))
-        for i in range(ys.shape[1]):
-            Q, M = self.unpack(ys[:, i])
-            out[i] = np.block([[Q, M], [M.T, self.P]])
-        return out
+        pairs = [self.unpack(y) for y in ys.T]
+        if not pairs:
+            return np.empty((0, self.p + self.k, self.p + self.k))
+        Q, M = (np.stack(a) for a in zip(*pairs, strict=True))
+        return omega_of(Q, M, self.P)
 
 
 def _euler(system: _System, y0, t_eval, dt, scale):

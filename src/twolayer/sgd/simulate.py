@@ -22,7 +22,7 @@ from twolayer import activations
 from twolayer.errors import DivergenceWarning, ParameterError
 from twolayer.io import dumps
 from twolayer.sgd import _kernels
-from twolayer.sgd.init import Overlaps, initial_weights, weights_with
+from twolayer.sgd.init import Overlaps, initial_weights, omega_of, weights_with
 from twolayer.sgd.integrals import engine
 from twolayer.sgd.ode import time_grid
 
@@ -144,9 +144,7 @@ def simulate(
         w64 = w.astype(np.float64, copy=False)
         Q = np.einsum("spd,sqd->spq", w64, w64) / d
         M = np.einsum("spd,kd->spk", w64, teacher_w) / d
-        omega = np.concatenate([np.concatenate([Q, M], -1),
-                                np.concatenate([np.swapaxes(M, -1, -2),
-                                                np.broadcast_to(P, (n_runs, k, k))], -1)], -2)
+        omega = omega_of(Q, M, P)
         finite = alive & np.all(np.isfinite(omega), axis=(-1, -2))
         r_now = np.full(n_runs, np.nan)
         if finite.any():
