@@ -86,7 +86,7 @@ class _System:
         return omega_of(Q, M, self.P)
 
 
-def _euler(system: _System, y0, t_eval, dt, scale):
+def _euler(rhs, y0, t_eval, dt, scale):
     """Fixed-step Euler, recording at the grid points (as the reference does)."""
     ys = np.full((y0.size, t_eval.size), np.nan)
     y, t, i, n_steps = y0.copy(), 0.0, 0, 0
@@ -97,13 +97,51 @@ def _euler(system: _System, y0, t_eval, dt, scale):
             i += 1
         if i == t_eval.size:
             break
-        y = y + dt * system.rhs(t, y)
+        y = y + dt * rhs(t, y)
         n_steps += 1
         t = n_steps * dt
         if not np.all(np.isfinite(y)) or np.max(np.abs(y)) > _BLOWUP * scale:
             status, t_stop = "diverged", t
             break
     return ys, status, t_stop, n_steps
+
+
+def integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, method: str, rtol: float, atol: float,
+              dt: float) -> tuple[np.ndarray, str, float, int, str]:
+    """Integrate dy/dt = rhs(t, y) from t = 0; the states at ``t_eval`` (NaN after a stop).
+
+    Returns (ys, status, t_stop, nfev, message) with status "ok", "diverged" (|y| beyond 1e6 ×
+    its start: a terminal event) or "failed" (the solver gave up); it warns for the last two.
+    """
+    scale = max(1.0, float(np.max(np.abs(y0))))
+    message = ""
+    if method == "euler":
+        ys, status, t_stop, nfev = _euler(rhs, y0, t_eval, dt, scale)
+    else:
+        def blowup(t, y):
+            return _BLOWUP * scale - np.max(np.abs(y))
+
+        blowup.terminal = True
+        t_max = float(t_eval[-1])
+        sol = solve_ivp(rhs, (0.0, t_max), y0, method=method, t_eval=t_eval,
+                        rtol=rtol, atol=atol, events=blowup)
+        ys = np.full((y0.size, t_eval.size), np.nan)
+        ys[:, : sol.y.shape[1]] = sol.y
+        nfev, message = int(sol.nfev), str(sol.message)
+        if sol.status == 1:
+            status, t_stop = "diverged", float(sol.t_events[0][0])
+        elif sol.status < 0:
+            status, t_stop = "failed", float(sol.t[-1]) if sol.t.size else 0.0
+        else:
+            status, t_stop = "ok", t_max
+    if status == "diverged":
+        warnings.warn(f"the ODE blew up at t = {t_stop:.4g} (overlaps beyond "
+                      f"{_BLOWUP:g} × their start); the risk after it is NaN",
+                      DivergenceWarning, stacklevel=3)
+    elif status == "failed":
+        warnings.warn(f"the ODE integration failed at t = {t_stop:.4g}: {message}",
+                      ConvergenceWarning, stacklevel=3)
+    return ys, status, t_stop, nfev, message
 
 
 def ode(
@@ -167,29 +205,11 @@ def ode(
         rtol = 1e-8 if isinstance(eng, ErfEngine) else 1e-6
     system = _System(eng, init.P, p, gamma, noise, variance, spherical)
     y0 = system.pack(init.Q, init.M)
-    t_eval = time_grid(t_max, per_decade)
-    scale = max(1.0, float(np.max(np.abs(y0))))
-    started = time.perf_counter()
-    message = ""
     if method == "euler":
-        ys, status, t_stop, nfev = _euler(system, y0, t_eval, check.real("dt", dt, low=0.0,
-                                                                             strict=True), scale)
-    else:
-        def blowup(t, y):
-            return _BLOWUP * scale - np.max(np.abs(y))
-
-        blowup.terminal = True
-        sol = solve_ivp(system.rhs, (0.0, t_max), y0, method=method, t_eval=t_eval,
-                        rtol=rtol, atol=atol, events=blowup)
-        ys = np.full((y0.size, t_eval.size), np.nan)
-        ys[:, : sol.y.shape[1]] = sol.y
-        nfev, message = int(sol.nfev), str(sol.message)
-        if sol.status == 1:
-            status, t_stop = "diverged", float(sol.t_events[0][0])
-        elif sol.status < 0:
-            status, t_stop = "failed", float(sol.t[-1]) if sol.t.size else 0.0
-        else:
-            status, t_stop = "ok", t_max
+        dt = check.real("dt", dt, low=0.0, strict=True)
+    t_eval = time_grid(t_max, per_decade)
+    started = time.perf_counter()
+    ys, status, t_stop, nfev, message = integrate(system.rhs, y0, t_eval, method, rtol, atol, dt)
     elapsed = time.perf_counter() - started
     done = np.all(np.isfinite(ys), axis=0)
     risk = np.full(t_eval.size, np.nan)
@@ -200,13 +220,6 @@ def ode(
     Ms = np.full((t_eval.size, p, k), np.nan)
     Qs[done] = om[:, :p, :p]
     Ms[done] = om[:, :p, p:]
-    if status == "diverged":
-        warnings.warn(f"the ODE blew up at t = {t_stop:.4g} (overlaps beyond "
-                      f"{_BLOWUP:g} × their start); the risk after it is NaN",
-                      DivergenceWarning, stacklevel=2)
-    elif status == "failed":
-        warnings.warn(f"the ODE integration failed at t = {t_stop:.4g}: {message}",
-                      ConvergenceWarning, stacklevel=2)
     params = {"student": eng.student.name, "teacher": eng.teacher.name, "p": p, "k": k,
               "gamma": gamma, "noise": noise, "t_max": t_max, "variance": variance,
               "spherical": spherical, "method": method, "d": d, "seed": seed,

@@ -1,0 +1,348 @@
+"""Large-width reduced ODE: state M (p × k) and q_j, cost ∝ p.
+
+Each student field splits into its part in the teacher span and an orthogonal part,
+λ_j = a_j·ν + √q_j z_j with a_j = P⁻¹M_jᵀ and q_j = Q_jj − M_j P⁻¹ M_jᵀ. The reduction keeps the
+orthogonal parts uncorrelated (z_j i.i.d. N(0, 1), independent of ν), i.e.
+
+    Q = M P⁻¹ Mᵀ + diag(q).
+
+Given ν the units are then independent, and every expectation of the full ODE becomes a
+k-dimensional integral over ν of one-unit Gaussian moments in z. With e = y* − ŷ, F(ν) = E[ŷ | ν],
+μ_j(ν) = E[e + σ(λ_j)/p | ν] (the error without unit j) and Var_j(ν) its conditional variance,
+
+    dM_jr/dt = E_ν[ν_r (μ_j E_z σ'_j − E_z[σσ']_j / p)]
+    dq_j/dt  = 2 q_j E_ν[μ_j E_z σ''_j − E_z[σσ'' + σ'²]_j / p]
+               + (γ/p) E_ν[(μ_j² + Var_j + Δ) E_z σ'_j² − 2μ_j E_z[σσ'²]_j / p + E_z[σ²σ'²]_j / p²]
+
+(Stein's lemma in z_j gives the q_j drift), and the excess risk is
+R = ½ E_ν[(y* − F)² + Σ_l Var_z σ(λ_l) / p²]. Every term is exact for Q of this form, including
+the 1/p self-terms. What the reduction drops is the off-diagonal orthogonal overlap
+Q⊥_jl (j ≠ l): O(1/√d) at a random start, generated at rate O(1/p + γ/p²) per pair by the full
+flow. Its effect on each unit is O(1/p + γ/p + 1/√(pd)), so the reduction is the exact limit
+p → ∞ with γ/p → 0 (mean-field) and d ≫ 1, and a controlled approximation at large finite p.
+
+Quadrature: z-moments in closed form for linear, square and relu, Gauss–Hermite (``n_z`` nodes)
+for smooth activations; the ν-integral by tensor Gauss–Hermite on the Cholesky factor of P
+(``n_nu`` nodes per axis), or, for a kinked teacher (relu), Gauss–Legendre on each side of the
+kinks ν_r = 0 (needs P diagonal). ``spherical=True`` keeps Q_jj = 1 (q_j = 1 − M_j P⁻¹ M_jᵀ).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import cache
+from typing import NamedTuple
+
+import numpy as np
+import xarray as xr
+from numpy.polynomial.legendre import leggauss
+from scipy import special
+
+import twolayer
+from twolayer import _validate as check
+from twolayer import activations
+from twolayer.activations import Activation
+from twolayer.errors import ModelAssumptionError, ParameterError
+from twolayer.gaussian import hermite_rule
+from twolayer.io import dumps
+from twolayer.sgd.init import Overlaps, initial_weights
+from twolayer.sgd.ode import METHODS, integrate, time_grid
+
+__all__ = ["Reduced", "ode_wide", "reduced_overlaps"]
+
+_SQ2PI = math.sqrt(2.0 * math.pi)
+_L = 10.0  # half-width of the split rule: the Gaussian mass beyond 10 is below 1e-22
+
+
+class Reduced(NamedTuple):
+    """Reduced overlaps: M (p × k), q (p,) = Q_jj − M_j P⁻¹ M_jᵀ ≥ 0, P (k × k)."""
+
+    M: np.ndarray
+    q: np.ndarray
+    P: np.ndarray
+
+
+def reduced_overlaps(student: np.ndarray, teacher: np.ndarray) -> Reduced:
+    """(M, q, P) of weights (p, d) and (k, d), without forming the p × p matrix Q."""
+    d = student.shape[-1]
+    M = student @ teacher.T / d
+    P = teacher @ teacher.T / d
+    q = np.einsum("jd,jd->j", student, student) / d - np.einsum(
+        "jr,jr->j", M, np.linalg.solve(P, M.T).T)
+    return Reduced(M, np.maximum(q, 0.0), P)
+
+
+class _Moments(NamedTuple):
+    """One-unit moments E_z[·] of X = m + s z: σ, σ', σ'', σ'², σσ', σσ'', σσ'², σ²σ'², σ²."""
+
+    g0: np.ndarray
+    g1: np.ndarray
+    g2: np.ndarray
+    h: np.ndarray
+    c1: np.ndarray
+    c2: np.ndarray
+    kk: np.ndarray
+    ll: np.ndarray
+    w2: np.ndarray
+
+
+def _linear(m, s):
+    one, zero, x2 = np.ones_like(m), np.zeros_like(m), m * m + s * s
+    return _Moments(m, one, zero, one, m, zero, m, x2, x2)
+
+
+def _square(m, s):
+    m2, s2 = m * m, s * s
+    x2 = m2 + s2
+    x3 = m * (m2 + 3 * s2)
+    x4 = m2 * (m2 + 6 * s2) + 3 * s2 * s2
+    x6 = m2 * (m2 * (m2 + 15 * s2) + 45 * s2 * s2) + 15 * s2 * s2 * s2
+    return _Moments(x2, 2 * m, np.full_like(m, 2.0), 4 * x2, 2 * x3, 2 * x2, 4 * x4, 4 * x6, x4)
+
+
+def _relu(m, s):
+    s = np.maximum(s, 1e-150)
+    r = m / s
+    cdf, pdf = special.ndtr(r), np.exp(-0.5 * r * r) / _SQ2PI
+    x1 = m * cdf + s * pdf  # E[X θ(X)]
+    x2 = (m * m + s * s) * cdf + m * s * pdf  # E[X² θ(X)]
+    return _Moments(x1, cdf, pdf / s, cdf, x1, np.zeros_like(m), x1, x2, x2)
+
+
+_CLOSED = {"linear": _linear, "square": _square, "relu": _relu}
+
+
+def _polynomial(act: Activation) -> bool:
+    return act.name in ("linear", "square") and act is activations.get(act.name)
+
+
+def _moments(act: Activation, m: np.ndarray, s: np.ndarray, n_z: int) -> _Moments:
+    closed = _CLOSED.get(act.name)
+    if closed is not None and act is activations.get(act.name):
+        return closed(m, s)
+    if act.kinks:
+        raise ModelAssumptionError(
+            f"the large-width ODE has no rule for the kinked activation {act.name!r}"
+        )
+    z, w = hermite_rule(n_z)
+    x = m[..., None] + s[..., None] * z
+    f, f1, f2 = act.fn(x), act.deriv(x), act.deriv2(x)
+    f1sq = f1 * f1
+    return _Moments(*(a @ w for a in (f, f1, f2, f1sq, f * f1, f * f2, f * f1sq,
+                                      f * f * f1sq, f * f)))
+
+
+@cache
+def _split_rule(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre on [−L, 0] and [0, L] against the N(0, 1) density (2n nodes)."""
+    t, wt = leggauss(n)
+    z = np.concatenate([0.5 * _L * (t - 1), 0.5 * _L * (t + 1)])
+    w = np.concatenate([wt, wt]) * 0.5 * _L * np.exp(-0.5 * z * z) / _SQ2PI
+    return z, w / w.sum()
+
+
+def _polar_rule(P: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """ν ~ N(0, P) in 2-D by polar coordinates, split at the angles where some ν_r = 0.
+
+    ν = L (r cos θ, r sin θ) with L Lᵀ = P: along each ray the sign of every ν_r is fixed, so a
+    teacher kinked at ν_r = 0 is smooth on each angular sector (Gauss–Legendre, n per sector)
+    and along r (Gauss–Legendre on [0, L], n nodes, weight r e^{−r²/2}).
+    """
+    chol = np.linalg.cholesky(P)
+    cuts = []
+    for row in chol:  # ν_r = row · (cos θ, sin θ) = 0
+        base = math.atan2(-row[0], row[1])
+        cuts += [base % (2 * math.pi), (base + math.pi) % (2 * math.pi)]
+    edges = np.unique(np.concatenate([[0.0, 2 * math.pi], cuts]))
+    t, wt = leggauss(n)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    theta = (0.5 * (lo + hi) + 0.5 * (hi - lo) * t).ravel()
+    w_theta = (0.5 * (hi - lo) * wt).ravel() / (2 * math.pi)
+    r = 0.5 * _L * (t + 1)
+    w_r = 0.5 * _L * wt * r * np.exp(-0.5 * r * r)
+    u = np.stack([np.cos(theta), np.sin(theta)], axis=-1)  # (n_theta, 2)
+    z = (r[:, None, None] * u[None]).reshape(-1, 2)
+    w = (w_r[:, None] * w_theta[None]).ravel()
+    return z @ chol.T, w / w.sum()
+
+
+def _nu_rule(P: np.ndarray, n: int, kinked: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (N, k) and weights (N,) for E over ν ~ N(0, P)."""
+    k = P.shape[0]
+    diagonal = np.allclose(P, np.diag(np.diag(P)), rtol=0.0, atol=1e-14 * np.max(np.abs(P)))
+    if kinked and k == 2 and not diagonal:
+        return _polar_rule(P, n)
+    if kinked and not diagonal:
+        raise ModelAssumptionError(
+            "the large-width ODE with a kinked teacher and k ≥ 3 needs P diagonal (the kinks "
+            "at ν_r = 0 are then split axis by axis)"
+        )
+    if kinked:
+        z1, w1 = _split_rule(n)
+        factor = np.diag(np.sqrt(np.diag(P)))
+    else:
+        z1, w1 = hermite_rule(n)
+        factor = np.linalg.cholesky(P)
+    grids = np.meshgrid(*([z1] * k), indexing="ij")
+    z = np.stack([g.ravel() for g in grids], axis=-1)
+    w = np.ones(z.shape[0])
+    for g in np.meshgrid(*([w1] * k), indexing="ij"):
+        w = w * g.ravel()
+    return z @ factor.T, w
+
+
+class _WideSystem:
+    """Packs (M, q) (or M alone when spherical) and evaluates the reduced flow."""
+
+    def __init__(self, student: Activation, teacher: Activation, P, p: int, gamma: float,
+                 noise: float, variance: bool, spherical: bool, n_nu: int, n_z: int):
+        self.student, self.p, self.k, self.n_z = student, p, P.shape[0], n_z
+        self.P_inv = np.linalg.inv(P)
+        self.nodes, self.w = _nu_rule(P, n_nu, bool(teacher.kinks))
+        self.ystar = np.mean(teacher.fn(self.nodes), axis=1)  # y*(ν) at the nodes
+        self.var_coef = gamma / p if variance else 0.0
+        self.noise, self.spherical = noise, spherical
+
+    def pack(self, M, q):
+        return M.ravel().copy() if self.spherical else np.concatenate([M.ravel(), q])
+
+    def unpack(self, y):
+        pk = self.p * self.k
+        M = y[:pk].reshape(self.p, self.k)
+        if self.spherical:
+            return M, np.maximum(1.0 - self.in_span(M), 0.0)
+        return M, y[pk:]
+
+    def in_span(self, M):
+        """diag(M P⁻¹ Mᵀ): the squared norm of each student inside the teacher span."""
+        return np.einsum("jr,rs,js->j", M, self.P_inv, M)
+
+    def moments(self, M, q):
+        m = self.nodes @ (M @ self.P_inv).T  # (N, p): E[λ_j | ν] at the nodes
+        return _moments(self.student, m, np.sqrt(np.maximum(q, 0.0)), self.n_z)
+
+    def rhs(self, t, y):
+        M, q = self.unpack(y)
+        p, w, mo = self.p, self.w, self.moments(M, q)
+        # arrays (N, p): ν-node n, unit j
+        mu = (self.ystar - mo.g0.mean(axis=1))[:, None] + mo.g0 / p  # E[e | ν] without unit j
+        dM = ((mu * mo.g1 - mo.c1 / p) * w[:, None]).T @ self.nodes
+        dq = 2.0 * q * (w @ (mu * mo.g2 - (mo.c2 + mo.h) / p))
+        if self.var_coef:
+            vz = mo.w2 - mo.g0**2  # Var_z σ(λ_l | ν)
+            var = (vz.sum(axis=1)[:, None] - vz) / p**2
+            dq = dq + self.var_coef * (
+                w @ ((mu * mu + var + self.noise) * mo.h - 2.0 * mu * mo.kk / p + mo.ll / p**2))
+        if self.spherical:
+            dqjj = dq + 2.0 * np.einsum("jr,rs,js->j", dM, self.P_inv, M)
+            return (dM - 0.5 * M * dqjj[:, None]).ravel()
+        return np.concatenate([dM.ravel(), dq])
+
+    def risk(self, M, q) -> float:
+        mo = self.moments(M, q)
+        F = mo.g0.mean(axis=1)
+        spread = (mo.w2 - mo.g0**2).sum(axis=1) / self.p**2
+        return 0.5 * float(((self.ystar - F) ** 2 + spread) @ self.w)
+
+
+def _nodes_per_axis(k: int, n_nu: int | None, polynomial: bool) -> int:
+    if n_nu is not None:
+        return check.integer("n_nu", n_nu, low=2)
+    if polynomial:  # linear/square units: every ν-integrand has degree ≤ 12, exact with 8 nodes
+        return 8
+    return {1: 48, 2: 20, 3: 12}.get(k, 8)
+
+
+def ode_wide(
+    student: str = "erf",
+    teacher: str = "erf",
+    *,
+    p: int | None = None,
+    k: int | None = None,
+    gamma: float,
+    t_max: float,
+    noise: float = 0.0,
+    d: int = 1000,
+    seed: int = 0,
+    init_scale: float = 1.0,
+    init: Reduced | Overlaps | None = None,
+    variance: bool = True,
+    spherical: bool = False,
+    method: str = "RK45",
+    dt: float = 1e-3,
+    rtol: float = 1e-7,
+    atol: float = 1e-10,
+    per_decade: int = 20,
+    n_nu: int | None = None,
+    n_z: int = 24,
+) -> xr.Dataset:
+    """Integrate the large-width reduced ODE; return R(t), M(t), q(t) and diag Q(t).
+
+    Same conventions and parameters as :func:`twolayer.sgd.ode` (t = ν·γ/(p·d), variance term
+    (γ/p)·E[e²σ'σ'] with label noise Δ). The start is ``init`` (reduced overlaps, or full
+    overlaps whose off-diagonal orthogonal part is dropped) or the reduced overlaps of the
+    weights :func:`twolayer.sgd.simulate` draws for (p, k, d, seed, init_scale, spherical).
+    Cost per right-hand side ∝ p · n_nu^k (· n_z for activations without closed forms); memory
+    ∝ p·k per recorded time. ``n_nu`` defaults to 48, 20, 12, 8 nodes per axis for k = 1, 2, 3,
+    ≥ 4 (8, exact, when both activations are linear or square).
+    """
+    gamma = check.real("gamma", gamma, low=0.0, strict=True)
+    t_max = check.real("t_max", t_max, low=0.0, strict=True)
+    noise = check.real("noise", noise, low=0.0)
+    n_z = check.integer("n_z", n_z, low=2)
+    if method not in METHODS:
+        raise ParameterError(f"unknown ODE method {method!r}; choose one of {', '.join(METHODS)}")
+    method = "RK45" if method == "auto" else method
+    if init is None:
+        if p is None or k is None:
+            raise ParameterError("give p and k (or init overlaps)")
+        p, k = check.integer("p", p), check.integer("k", k)
+        d = check.integer("d", d)
+        if d <= k:
+            raise ParameterError(f"d = {d} must exceed k = {k}")
+        init_scale = check.real("init_scale", init_scale, low=0.0, strict=True)
+        init = reduced_overlaps(*initial_weights(p, k, d, check.integer("seed", seed, low=0),
+                                                 init_scale, spherical))
+    elif isinstance(init, Overlaps):
+        init.check()
+        span = np.einsum("jr,rs,js->j", init.M, np.linalg.inv(init.P), init.M)
+        init = Reduced(init.M, np.maximum(np.diag(init.Q) - span, 0.0), init.P)
+    M0, q0, P = (np.asarray(a, dtype=float) for a in init)
+    if (p is not None and p != M0.shape[0]) or (k is not None and k != P.shape[0]):
+        raise ParameterError(
+            f"the init overlaps are for p={M0.shape[0]}, k={P.shape[0]}, not p={p}, k={k}")
+    p, k = M0.shape
+    s, t = activations.get(student), activations.get(teacher)
+    n_nu = _nodes_per_axis(k, n_nu, _polynomial(s) and _polynomial(t))
+    system = _WideSystem(s, t, P, p, gamma, noise, variance, spherical, n_nu, n_z)
+    if spherical and not np.allclose(q0 + system.in_span(M0), 1.0, atol=1e-8):
+        raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
+    if method == "euler":
+        dt = check.real("dt", dt, low=0.0, strict=True)
+    t_eval = time_grid(t_max, per_decade)
+    started = time.perf_counter()
+    ys, status, t_stop, nfev, message = integrate(system.rhs, system.pack(M0, q0), t_eval,
+                                                  method, rtol, atol, dt)
+    elapsed = time.perf_counter() - started
+    risk = np.full(t_eval.size, np.nan)
+    Ms = np.full((t_eval.size, p, k), np.nan)
+    qs = np.full((t_eval.size, p), np.nan)
+    for i in np.flatnonzero(np.all(np.isfinite(ys), axis=0)):
+        Ms[i], qs[i] = system.unpack(ys[:, i])
+        risk[i] = system.risk(Ms[i], qs[i])
+    params = {"student": s.name, "teacher": t.name, "p": p, "k": k, "gamma": gamma,
+              "noise": noise, "t_max": t_max, "variance": variance, "spherical": spherical,
+              "method": method, "d": d, "seed": seed, "init_scale": init_scale, "rtol": rtol,
+              "atol": atol, "n_nu": n_nu, "n_z": n_z, "reduced": True}
+    if method == "euler":
+        params["dt"] = dt
+    Q_diag = qs + np.einsum("tjr,rs,tjs->tj", Ms, system.P_inv, Ms)
+    return xr.Dataset(
+        {"risk": ("t", risk), "M": (("t", "j", "r"), Ms), "q": (("t", "j"), qs),
+         "Q_diag": (("t", "j"), Q_diag), "P": (("r", "s"), P)},
+        coords={"t": t_eval},
+        attrs={"status": status, "t_stop": t_stop, "nfev": nfev, "message": message,
+               "elapsed_s": elapsed, "params": dumps(params), "version": twolayer.__version__,
+               "model": "sgd", "method": "ode-wide"},
+    )
