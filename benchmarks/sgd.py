@@ -4,7 +4,10 @@ Each figure is a ratio against a baseline run in this process (a plain NumPy bro
 same erf closed forms; the NumPy batched SGD loop) and against the reference implementation's
 figures measured on this machine kind (shared/reference/committee_classic.md):
 269 s for the erf ODE p = 10, k = 2 to t = 1e4 (Euler, dt = 1e-3); 41.6 ms for one right-hand
-side with the (γ/p) term at p = k = 32; ~700 µs per SGD step at p = 8, d = 1000.
+side with the (γ/p) term at p = k = 32; ~700 µs per SGD step at p = 8, d = 1000; 250 s for
+the mean-field run (square, p = 5000, k = 1, d = 3, γ = 1, Δ = 0) to t = 1000.
+The mean-field run's in-process baseline is one right-hand side of the full ODE (p² pairs,
+gradient part only) against one of the reduced ODE, both at p = 500.
 """
 
 import json
@@ -16,12 +19,15 @@ from scipy.integrate import solve_ivp
 
 from twolayer import activations
 from twolayer.sgd import _kernels, ode, simulate
-from twolayer.sgd.integrals import error_weights
+from twolayer.sgd.init import initial_overlaps, initial_weights
+from twolayer.sgd.integrals import engine, error_weights
 from twolayer.sgd.simulate import _numpy_block
+from twolayer.sgd.wide import _WideSystem, ode_wide, reduced_overlaps
 
 REF_ODE_S = 268.7
 REF_RHS_P32_S = 41.593e-3
 REF_SIM_US = 700.0
+REF_MEAN_FIELD_S = 250.0
 
 
 def numpy_erf_flow(c, p, v, var_coef, noise):
@@ -128,7 +134,30 @@ def sim_p8() -> dict:
             "sim_speedup_vs_numpy": base / ours, "sim_speedup_vs_reference": REF_SIM_US / ours}
 
 
+def mean_field() -> dict:
+    kw = dict(p=5000, k=1, d=3, gamma=1.0, noise=0.0, t_max=1000.0)
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        res = ode_wide("square", "square", **kw)
+        runs.append(time.perf_counter() - t0)
+    ours = min(runs)
+    sq = activations.get("square")
+    ov = initial_overlaps(500, 1, 1000)
+    eng = engine(sq, sq)
+    full = best_of(lambda: eng.flow(ov.omega(), 500, 0.0, 0.0), 3)
+    r = reduced_overlaps(*initial_weights(500, 1, 1000))
+    system = _WideSystem(sq, sq, r.P, 500, 1.0, 0.0, False, False, 8, 24)
+    y = system.pack(r.M, r.q)
+    wide = best_of(lambda: system.rhs(0.0, y), 20)
+    return {"mean_field_p5000_t1000_s": ours, "mean_field_nfev": int(res.attrs["nfev"]),
+            "mean_field_final_risk": float(res["risk"][-1]),
+            "mean_field_speedup_vs_reference": REF_MEAN_FIELD_S / ours,
+            "rhs_p500_full_ms": 1e3 * full, "rhs_p500_wide_ms": 1e3 * wide,
+            "rhs_p500_wide_speedup_vs_full": full / wide}
+
+
 if __name__ == "__main__":
-    out = {**rhs_p32(), **ode_p10(), **sim_p8()}
+    out = {**rhs_p32(), **ode_p10(), **sim_p8(), **mean_field()}
     print(json.dumps(out, indent=1))
     sys.exit(0)

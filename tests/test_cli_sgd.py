@@ -8,7 +8,7 @@ import xarray as xr
 
 from twolayer import __version__
 from twolayer.cli import main
-from twolayer.sgd import initial_overlaps, ode
+from twolayer.sgd import initial_overlaps, ode, ode_wide
 
 ODE = ["sgd", "ode", "--student", "erf", "--teacher", "erf", "--p", "2", "--k", "2", "--d", "100",
        "--gamma", "0.5", "--t-max", "10"]
@@ -31,6 +31,18 @@ def test_ode_json_is_the_library_result(capsys):
     ref = ode("erf", "erf", p=2, k=2, d=100, gamma=0.5, t_max=10)
     np.testing.assert_allclose(obj["risk"], ref["risk"].values, rtol=1e-12)
     assert obj["t"][0] == 0 and obj["t"][-1] == pytest.approx(10)
+
+
+def test_wide_ode_json_is_the_reduced_library_result(capsys):
+    args = ["sgd", "ode", "--wide", "--p", "200", "--k", "1", "--d", "400", "--gamma", "1",
+            "--t-max", "3", "--json"]
+    code, out, _ = run(capsys, args)
+    assert code == 0
+    obj = json.loads(out)
+    assert {"t", "risk", "status", "M", "q", "params"} <= obj.keys() and "Q" not in obj
+    ref = ode_wide("erf", "erf", p=200, k=1, d=400, gamma=1.0, t_max=3.0)
+    np.testing.assert_allclose(obj["risk"], ref["risk"].values, rtol=1e-12)
+    assert len(obj["q"]) == 200 and obj["params"]["reduced"] is True
 
 
 def test_simulate_json_has_the_contract_keys_and_starts_at_the_ode(capsys):

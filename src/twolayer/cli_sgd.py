@@ -77,21 +77,28 @@ def sgd_ode(
     method: Annotated[str, typer.Option(
         help="auto, BDF, LSODA, RK45, DOP853, Radau or euler (fixed step --dt).")] = "auto",
     dt: Annotated[float, typer.Option(help="Step of --method euler.")] = 1e-3,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Large-width reduced ODE in (M, q): cost ∝ p (for p ≳ 50).")] = False,
     out: Out = None,
     plot: Plot = None,
     json_: Json = False,
     overwrite: Overwrite = False,
 ) -> None:
-    """Integrate the overlap ODEs; the start is the overlaps `sgd simulate` draws (or --init)."""
-    from twolayer.sgd import ode
+    """Integrate the overlap ODEs; the start is the overlaps `sgd simulate` draws (or --init).
+
+    With --wide: the reduced ODE of twolayer.sgd.wide (Q = M P⁻¹Mᵀ + diag(q)); the JSON then
+    gives M and q at t_max instead of M and Q.
+    """
+    from twolayer.sgd import ode, ode_wide
 
     ov = _load_init(init)
     _check_sizes(p, k, ov)
     _prepare_outputs(out, plot, overwrite)
     t0 = time.perf_counter()
-    res = ode(student, teacher, p=p, k=k, gamma=gamma, t_max=t_max, noise=noise, d=d, seed=seed,
-              init_scale=init_scale, init=ov, variance=variance, spherical=spherical,
-              method=method, dt=dt)
+    solve = ode_wide if wide else ode
+    res = solve(student, teacher, p=p, k=k, gamma=gamma, t_max=t_max, noise=noise, d=d,
+                seed=seed, init_scale=init_scale, init=ov, variance=variance,
+                spherical=spherical, method=method, dt=dt)
     elapsed = time.perf_counter() - t0
     if out:
         from twolayer.io import save_netcdf
@@ -104,7 +111,9 @@ def sgd_ode(
     if json_:
         _print_json({"t": res["t"].values, "risk": res["risk"].values,
                      "status": res.attrs["status"], "t_stop": res.attrs["t_stop"],
-                     "M": res["M"].values[-1], "Q": res["Q"].values[-1]}, res, elapsed)
+                     "M": res["M"].values[-1],
+                     **({"q": res["q"].values[-1]} if wide else {"Q": res["Q"].values[-1]})},
+                    res, elapsed)
         return
     _print_curve(res["t"].values, {"ODE risk": res["risk"].values},
                  f"SGD ODE ({res.attrs['status']}): {_title(student, teacher, p, k, gamma, noise)}",
