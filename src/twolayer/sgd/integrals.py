@@ -107,9 +107,13 @@ def _pair_quad(f, g, caa, cbb, cab, n: int):
 _FNS = {"ff": ("fn", "fn"), "d1d1": ("deriv", "deriv"), "d2f": ("deriv2", "fn")}
 
 
+def _closed(fa: Activation, fb: Activation) -> bool:
+    return fa.name == fb.name and fa.name in _CLOSED_PAIRS and fa is activations.get(fa.name)
+
+
 def _pair(kind: str, fa: Activation, fb: Activation, caa, cbb, cab):
     """Pair integral of ``kind`` between activation fa on x_a and fb on x_b (see _CLOSED_PAIRS)."""
-    if fa.name == fb.name and fa.name in _CLOSED_PAIRS and fa is activations.get(fa.name):
+    if _closed(fa, fb):
         return _CLOSED_PAIRS[fa.name](kind, caa, cbb, cab)
     if kind == "d2f" and fa.name == "relu":
         # relu'' = δ: E[δ(x_a) g(x_b)] = φ(0)/√caa · E[g(x_b) | x_a = 0], a 1-D integral.
@@ -161,6 +165,31 @@ class Engine:
         """Excess risk ½ E[(y* − ŷ)²] (array over the leading axes of ``omega``)."""
         v = error_weights(p, omega.shape[-1] - p)
         return 0.5 * np.einsum("...ab,a,b->...", self.i2(omega, p), v, v)
+
+    def risk_of_weights(self, student: np.ndarray, teacher: np.ndarray,
+                        budget: int = 1 << 24) -> float:
+        """Excess risk of weights (p, d), (k, d) without forming p × p arrays.
+
+        Q is built and contracted ``budget`` pair-evaluations at a time (quadrature nodes
+        included), so memory stays ∝ budget + p·d even at p = 10⁴.
+        """
+        p, d = student.shape
+        k = teacher.shape[0]
+        qd = np.einsum("jd,jd->j", student, student) / d
+        P = teacher @ teacher.T / d
+        pd = np.diag(P)
+        st = _pair("ff", self.student, self.teacher, qd[:, None], pd[None], student @ teacher.T / d)
+        tt = _pair("ff", self.teacher, self.teacher, pd[:, None], pd[None], P)
+        per_pair = 1 if _closed(self.student, self.student) else (
+            _NODES_2D_KINK if self.student.kinks else _NODES_2D) ** 2
+        rows = max(1, budget // (p * per_pair))
+        ss = 0.0
+        for lo in range(0, p, rows):
+            hi = min(p, lo + rows)
+            cab = student[lo:hi] @ student.T / d
+            ss += float(np.sum(_pair("ff", self.student, self.student, qd[lo:hi, None],
+                                     qd[None], cab)))
+        return 0.5 * (ss / p**2 - 2.0 * float(np.sum(st)) / (p * k) + float(np.sum(tt)) / k**2)
 
     def flow(self, omega: np.ndarray, p: int, noise: float, var_coef: float):
         """(dQ/dt, dM/dt) at ``omega`` (one covariance, shape (p+k, p+k))."""

@@ -142,13 +142,17 @@ def simulate(
             step(w, wt, xs, eps, dtype(gamma / p), *kernel_args, spherical, alive)
             done += b
         w64 = w.astype(np.float64, copy=False)
-        Q = np.einsum("spd,sqd->spq", w64, w64) / d
         M = np.einsum("spd,kd->spk", w64, teacher_w) / d
-        omega = omega_of(Q, M, P)
-        finite = alive & np.all(np.isfinite(omega), axis=(-1, -2))
+        finite = alive & np.all(np.isfinite(w64), axis=(-1, -2))
         r_now = np.full(n_runs, np.nan)
-        if finite.any():
-            r_now[finite] = eng.risk(omega[finite], p)
+        if record_q:
+            Q = np.einsum("spd,sqd->spq", w64, w64) / d
+            if finite.any():
+                r_now[finite] = eng.risk(omega_of(Q, M, P)[finite], p)
+        else:  # wide: one run at a time, Q in row blocks (memory ∝ p·d, not S·p²)
+            Q = np.einsum("spd,spd->sp", w64, w64) / d
+            for r in np.flatnonzero(finite):
+                r_now[r] = eng.risk_of_weights(w64[r], teacher_w)
         if risk0 is None:
             risk0 = max(1.0, float(np.nanmax(r_now)))
         blown = ~finite | ~(r_now <= 1e6 * risk0)
@@ -157,7 +161,7 @@ def simulate(
         alive &= ~blown
         risk[alive, i] = r_now[alive]
         Ms[alive, i] = M[alive]
-        Qs[alive, i] = Q[alive] if record_q else np.diagonal(Q, axis1=-2, axis2=-1)[alive]
+        Qs[alive, i] = Q[alive]
     elapsed = time.perf_counter() - started
     if np.any(np.isfinite(diverged_at)):
         bad = np.flatnonzero(np.isfinite(diverged_at))
