@@ -18,9 +18,9 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from twolayer import activations
-from twolayer.sgd import _kernels, ode, simulate
-from twolayer.sgd.init import initial_overlaps, initial_weights
-from twolayer.sgd.integrals import engine, error_weights
+from twolayer.sgd import _kernels, engine, ode, simulate
+from twolayer.sgd.init import initial_overlaps, initial_weights, omega_of
+from twolayer.sgd.integrals import error_weights
 from twolayer.sgd.simulate import _numpy_block
 from twolayer.sgd.wide import _WideSystem, ode_wide, reduced_overlaps
 
@@ -79,6 +79,23 @@ def rhs_p32() -> dict:
     return {"rhs_p32_ms": 1e3 * ours, "rhs_p32_numpy_ms": 1e3 * base,
             "rhs_p32_speedup_vs_numpy": base / ours,
             "rhs_p32_speedup_vs_reference": REF_RHS_P32_S / ours}
+
+
+def relu_rhs() -> dict:
+    """One relu/relu right-hand side with the exact variance term (twolayer.sgd.orthant), at a
+    generic Ω and at one where every student is within 1e-4 of its teacher (near-singular)."""
+    eng = engine("relu", "relu")
+    out = {}
+    for p in (2, 8):
+        g = np.random.default_rng(1).standard_normal((2 * p, 2 * p + 3))
+        teach = np.random.default_rng(2).standard_normal((p, 50))
+        stud = teach + 1e-4 * np.random.default_rng(3).standard_normal((p, 50))
+        aligned = omega_of(stud @ stud.T, stud @ teach.T, teach @ teach.T) / 50
+        for name, c in (("", g @ g.T / g.shape[1]), ("_aligned", aligned)):
+            eng.flow(c, p, 0.1, 0.5)  # compile / load
+            best = best_of(lambda c=c, p=p: eng.flow(c, p, 0.1, 0.5), 20 if p == 2 else 5)
+            out[f"relu_rhs_p{p}{name}_ms"] = 1e3 * best
+    return out
 
 
 def ode_p10() -> dict:
@@ -158,6 +175,6 @@ def mean_field() -> dict:
 
 
 if __name__ == "__main__":
-    out = {**rhs_p32(), **ode_p10(), **sim_p8(), **mean_field()}
+    out = {**rhs_p32(), **relu_rhs(), **ode_p10(), **sim_p8(), **mean_field()}
     print(json.dumps(out, indent=1))
     sys.exit(0)

@@ -37,7 +37,7 @@ def _monte_carlo(student, teacher, omega, noise):
     return {k: (np.mean(a, 0), np.std(a, 0, ddof=1) / np.sqrt(REPS)) for k, a in out.items()}
 
 
-CASES = [("erf", "erf", True), ("tanh", "tanh", True), ("relu", "relu", False),
+CASES = [("erf", "erf", True), ("tanh", "tanh", True), ("relu", "relu", True),
          ("square", "square", True), ("erf", "linear", True), ("relu", "erf", False),
          ("sigmoid", "tanh", True), ("linear", "erf", True)]
 
@@ -77,6 +77,9 @@ def test_erf_risk_closed_form_single_unit():
         assert eng.risk(om, 1) == pytest.approx(1 / 3 - 2 / np.pi * np.arcsin(m / 2), abs=1e-14)
 
 
-def test_relu_variance_term_is_refused():
+def test_kinked_variance_term_without_exact_rule_is_refused():
+    """relu/relu and relu/linear are exact (twolayer.sgd.orthant); relu/erf is not."""
     with pytest.raises(ModelAssumptionError, match="kinked"):
-        Engine(activations.get("relu"), activations.get("relu")).variance(np.eye(3), 2, 0.0)
+        Engine(activations.get("relu"), activations.get("erf")).variance(np.eye(3), 2, 0.0)
+    with pytest.raises(ModelAssumptionError, match="relu/erf"):
+        engine("relu", "erf").flow(np.eye(3), 2, 0.0, 0.5)

@@ -15,8 +15,14 @@ An :class:`Engine` returns the contractions directly: :meth:`Engine.risk` and
 I3 is reduced to pair integrals by Stein's lemma, I3[j,b,c] = Ω_bj E[σ''_j h_c] + Ω_bc E[σ'_j h'_c],
 so it stays well conditioned when a student aligns with a teacher. Pair integrals use closed
 forms when both activations are the same family among erf, relu, linear, square, and 2-D
-Gauss–Hermite otherwise; I4 is closed for erf (Saad & Solla), reduces to I2 for a linear
-student, and uses 4-D Gauss–Hermite otherwise (exact for polynomial activations).
+Gauss–Hermite otherwise. The contracted I4 is closed for erf (Saad & Solla), reduces to I2 for a
+linear student, and uses 4-D Gauss–Hermite for other smooth activations (exact for polynomial
+activations). For a relu student with a relu or linear teacher it is exact
+(:mod:`twolayer.sgd.orthant`): relu = x·θ(x) and relu' = θ turn every term into a truncated
+moment E[x_a x_b 1{x_S > 0}] over an orthant of dimension ≤ 4, reduced by Stein's lemma to
+orthant probabilities (closed up to dimension 3, one 1-D integral in dimension 4). Other kinked
+pairs have no variance term: 4-D Gauss–Hermite is ~10% wrong on the kinks, so
+:meth:`Engine.variance` raises :class:`~twolayer.errors.ModelAssumptionError`.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from twolayer import activations
 from twolayer.activations import Activation
 from twolayer.errors import ModelAssumptionError
 from twolayer.gaussian import hermite_rule
-from twolayer.sgd import _kernels
+from twolayer.sgd import _kernels, orthant
 
 __all__ = ["Engine", "engine", "error_weights"]
 
@@ -41,6 +47,7 @@ _NODES_2D_KINK = 160  # per axis when a kinked activation has no closed form for
 # 4-D Gauss–Hermite, per axis (10⁴ nodes): exact for polynomials of degree ≤ 19 per axis; for
 # erf/tanh-like σ' the relative error of the variance term is ~1e-5 at Ω ~ 0.3 and ~0.6% at Ω ~ 1.
 _NODES_4D = 10
+_RELU, _LINEAR = activations.get("relu"), activations.get("linear")
 
 
 def error_weights(p: int, k: int) -> np.ndarray:
@@ -207,13 +214,16 @@ class Engine:
         """Σ_ab v_a v_b I4[j,l,a,b] + Δ J2[j,l] (p × p)."""
         v = error_weights(p, omega.shape[0] - p)
         j2 = _pairs("d1d1", self.student, self.student, omega, slice(0, p), slice(0, p))
-        if self.student is activations.get("linear"):
+        if self.student is _LINEAR:
             quad = np.full((p, p), v @ self.i2(omega, p) @ v)  # σ' = 1: I4 = I2
+        elif self.student is _RELU and (self.teacher is _RELU or self.teacher is _LINEAR):
+            quad = orthant.relu_i4(omega, p, v, relu_teacher=self.teacher is _RELU)
         elif self.student.kinks or self.teacher.kinks:
             raise ModelAssumptionError(
-                "the SGD-variance term (γ/p)·E[e² σ'σ'] has no accurate rule yet for kinked "
-                f"activations ({self.student.name}/{self.teacher.name}); use gradient flow "
-                "(variance off) or a smooth activation"
+                "the SGD-variance term (γ/p)·E[e² σ'σ'] is exact for kinked activations only "
+                "with a relu student and a relu or linear teacher; not for "
+                f"{self.student.name}/{self.teacher.name}. Use gradient flow (variance off) "
+                "or a smooth activation"
             )
         else:
             quad = _i4_contracted_quad(self, omega, p, v)
