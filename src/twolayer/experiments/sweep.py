@@ -128,10 +128,12 @@ def _dask(points: list[Point], done: Callable[[Record], None], workers: int,
     import dask
     from distributed import Client, LocalCluster, as_completed
 
+    # set_as_default=False: as the default scheduler, the client would make xarray take a
+    # cluster-wide lock (a scheduler round trip) for every point file this process writes.
     cluster = None
     if scheduler:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout="20s", set_as_default=False)
         except (OSError, TimeoutError) as e:
             raise ParameterError(f"cannot connect to the Dask scheduler {scheduler!r}: {e}"
                                  ) from None
@@ -143,12 +145,12 @@ def _dask(points: list[Point], done: Callable[[Record], None], workers: int,
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=logging.CRITICAL)
-        client = Client(cluster)
+        client = Client(cluster, set_as_default=False)
         where = f"Dask LocalCluster ({workers} worker processes)"
     try:
         futures = {client.submit(compute_point, pt.key, pt.payload, key=f"twolayer-{pt.key}",
                                  pure=False): pt for pt in points}
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=client.loop):
             try:
                 rec = fut.result()
             except Exception as e:  # a crashed worker, a lost connection: retried next run
