@@ -1,6 +1,8 @@
 """``twolayer run FILE.toml`` and ``twolayer show RESULT`` (thin: parse, call, print).
 
 Dask is imported only inside ``run`` (by the sweep runner), so ``twolayer --help`` stays fast.
+This module does not import :mod:`twolayer.cli` (which registers these commands), so either can
+be imported first.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from typing import Annotated
 
 import typer
 
-from twolayer.cli import Json, Overwrite
-
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+Overwrite = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace an output that holds a different experiment.")]
 Workers = Annotated[int, typer.Option(
     "--workers", help="Local Dask worker processes, one thread each (0: compute in this process, "
     "one point after the other).")]
