@@ -20,6 +20,7 @@ import twolayer
 from twolayer import activations
 from twolayer.cli import main
 from twolayer.experiments import Store, expand, load_config, parse_config, run_experiment
+from twolayer.experiments import sweep as sweep_mod
 from twolayer.experiments import worker as worker_mod
 from twolayer.experiments.store import Record
 from twolayer.io import load_netcdf
@@ -153,6 +154,12 @@ def test_activation_definitions_and_version_enter_the_key(monkeypatch):
     monkeypatch.setattr(twolayer, "__version__", "99.0")
     c = expand(parse_config(text))[0]
     assert c.key != b.key and c.payload["version"] == "99.0"
+    monkeypatch.setattr(sweep_mod, "code_fingerprint", lambda: "edited source")
+    d = expand(parse_config(text))[0]
+    assert d.key != c.key and d.payload["code"] == "edited source"
+    # a worker whose code differs refuses the point, and the next run retries it
+    rec = worker_mod.compute_point(d.key, d.payload)
+    assert rec.status == "error" and rec.transient and "source differs" in rec.reason
 
 
 def test_a_stored_point_is_only_reused_for_its_own_payload(tmp_path):
@@ -191,6 +198,9 @@ def test_failed_points_are_recorded_and_the_rest_completes(tmp_path, capsys):
     assert json.loads(out)["counts"]["cached"] == 3
     code, out, _ = run(capsys, ["show", str(tmp_path / "cfg.nc")])
     assert code == 0 and "gamma=3.0: diverged: the ODE blew up at t =" in out
+    assert "points: 3 (ok 2, failed 1); last run computed 0, reused 3" in out
+    code, out, _ = run(capsys, ["show", str(cfg), "--json"])  # the file that wrote it
+    assert code == 0 and json.loads(out)["axes"] == {"gamma": [0.5, 3.0, 1.0]}
 
 
 def test_exceptions_are_recorded_and_unexpected_ones_retried(tmp_path, monkeypatch):

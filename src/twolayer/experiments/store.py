@@ -3,9 +3,11 @@
 The key of a point is the SHA-256 of the canonical JSON (sorted keys, no spaces, shortest
 round-trip floats) of its *payload*: store format, package version, model, method, every
 parameter after defaults and derived values are filled in (seed, seeds and d included), the
-``init`` overlaps themselves rather than their file name, and a fingerprint of each activation
+``init`` overlaps themselves rather than their file name, a fingerprint of each activation
 (its values and derivatives on a fixed grid, so an activation re-registered under the same name
-with a different function gets a different key).
+with a different function gets a different key), and a hash of the package's computing code
+(every module but the command line, experiments, plotting and I/O), so results of a development
+checkout are not reused after its code changed under an unchanged version number.
 
 Layout: ``<root>/<key[:2]>/<key>.nc`` (the point's Dataset, when it has one) and
 ``<key>.json`` (status, reason, seconds and the payload itself). Both are written to a temporary
@@ -16,6 +18,7 @@ the expected one, so a result is never reused for other parameters even if files
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -30,7 +33,7 @@ import numpy as np
 import xarray as xr
 
 __all__ = ["STORE_FORMAT", "Record", "Store", "activation_fingerprint", "canonical_json",
-           "content_hash"]
+           "code_fingerprint", "content_hash"]
 
 STORE_FORMAT = 1
 # Fixed points where activations are fingerprinted: a grid plus a few irrational values.
@@ -67,6 +70,25 @@ def activation_fingerprint(name: str) -> dict[str, str]:
                   "deriv2": None if act.deriv2 is None else _rounded(act.deriv2(x)),
                   "kinks": [float(k) for k in act.kinks]}
     return {"name": act.name, "sha256": content_hash(values)}
+
+
+_NOT_COMPUTING = {"cli", "__main__", "experiments", "plotting", "io"}
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """SHA-256 over the source of the modules that compute results (path and bytes)."""
+    import twolayer
+
+    root = Path(twolayer.__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        top = rel.split("/")[0].removesuffix(".py")
+        if top in _NOT_COMPUTING or top.startswith("cli_"):
+            continue
+        h.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 @dataclass

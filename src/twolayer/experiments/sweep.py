@@ -31,6 +31,7 @@ from twolayer.experiments.store import (
     Store,
     activation_fingerprint,
     canonical_json,
+    code_fingerprint,
     content_hash,
 )
 from twolayer.experiments.worker import compute_point
@@ -85,8 +86,9 @@ def expand(exp: Experiment) -> list[Point]:
                 fingerprints[name] = activation_fingerprint(name)
             acts[role] = fingerprints[name]
         payload = {"format": STORE_FORMAT, "package": "twolayer",
-                   "version": twolayer.__version__, "model": exp.model, "method": exp.method,
-                   "params": params, "activations": acts}
+                   "version": twolayer.__version__, "code": code_fingerprint(),
+                   "model": exp.model, "method": exp.method, "params": params,
+                   "activations": acts}
         points.append(Point(idx, params, content_hash(payload), payload))
     return points
 

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from twolayer.errors import ConvergenceWarning, DivergenceWarning, TwolayerError
-from twolayer.experiments.store import Record, activation_fingerprint
+from twolayer.experiments.store import Record, activation_fingerprint, code_fingerprint
 
 __all__ = ["RUNNERS", "compute_point"]
 
@@ -122,6 +122,9 @@ def _check_environment(payload: dict) -> None:
     if payload["version"] != twolayer.__version__:
         raise EnvironmentMismatch(f"the worker runs twolayer {twolayer.__version__}, the client "
                                   f"{payload['version']}")
+    if payload["code"] != code_fingerprint():
+        raise EnvironmentMismatch("the worker's twolayer source differs from the client's "
+                                  "(same version, other code)")
     for role, fp in payload["activations"].items():
         if activation_fingerprint(fp["name"]) != fp:
             raise EnvironmentMismatch(
