@@ -55,8 +55,10 @@ def sim_config(params: str, sweep: str = "", d: int = 60) -> str:
 
 def test_local_cluster_sweep_equals_the_library(tmp_path, capsys):
     cfg = write(tmp_path, sim_config("", "eta = [0.0, 1.0]\nalpha0 = [0.5, 2.0]"))
+    environ = dict(os.environ)
     code, out, err = run(capsys, ["run", str(cfg), "--workers", "2", "--json"])
     assert code == 0, err
+    assert dict(os.environ) == environ  # the workers' thread settings did not leak into ours
     obj = json.loads(out)
     assert obj["counts"] == {"points": 4, "ok": 4, "failed": 0, "computed": 4, "cached": 0}
     assert obj["executor"] == "Dask LocalCluster (2 worker processes)"

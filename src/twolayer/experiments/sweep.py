@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -123,47 +124,58 @@ def _serial(points: Iterable[Point], done: Callable[[Record], None]) -> str:
     return "serial (in-process)"
 
 
-def _dask(points: list[Point], done: Callable[[Record], None], workers: int,
-          scheduler: str | None) -> str:
+def _connect(workers: int, scheduler: str | None):
+    """(client, cluster or None, description) for a scheduler address or a LocalCluster."""
     import logging
 
     import dask
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, LocalCluster
 
     # set_as_default=False: as the default scheduler, the client would make xarray take a
     # cluster-wide lock (a scheduler round trip) for every point file this process writes.
-    cluster = None
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s", set_as_default=False)
-        except (OSError, TimeoutError) as e:
+        except (OSError, TimeoutError, ValueError) as e:
             raise ParameterError(f"cannot connect to the Dask scheduler {scheduler!r}: {e}"
                                  ) from None
-        where = f"Dask scheduler {scheduler}"
-    else:
-        # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which sends every
-        # NumPy temporary above 64 KiB to mmap/munmap: the fixed-point iterations of the theory
-        # run ~10x slower. One BLAS/OpenMP thread per worker (Dask's default) is kept.
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.CRITICAL)
-        client = Client(cluster, set_as_default=False)
-        where = f"Dask LocalCluster ({workers} worker processes)"
+        return client, None, f"Dask scheduler {scheduler}"
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which sends every NumPy
+    # temporary above 64 KiB to mmap/munmap: the fixed-point iterations of the theory run ~10x
+    # slower. One BLAS/OpenMP thread per worker (Dask's default) is kept.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.CRITICAL)
+    return (Client(cluster, set_as_default=False), cluster,
+            f"Dask LocalCluster ({workers} worker processes)")
+
+
+def _dask(points: list[Point], done: Callable[[Record], None], workers: int,
+          scheduler: str | None) -> str:
+    from distributed import as_completed
+
+    environ = dict(os.environ)  # the nanny writes its workers' variables into ours as well
     try:
-        futures = {client.submit(compute_point, pt.key, pt.payload, key=f"twolayer-{pt.key}",
-                                 pure=False): pt for pt in points}
-        for fut in as_completed(futures, loop=client.loop):
-            try:
-                rec = fut.result()
-            except Exception as e:  # a crashed worker, a lost connection: retried next run
-                rec = Record(futures[fut].key, "error", f"{type(e).__name__}: {e}",
-                             transient=True, worker="?")
-            fut.release()
-            done(rec)
+        client, cluster, where = _connect(workers, scheduler)
+        try:
+            futures = {client.submit(compute_point, pt.key, pt.payload,
+                                     key=f"twolayer-{pt.key}", pure=False): pt for pt in points}
+            for fut in as_completed(futures, loop=client.loop):
+                try:
+                    rec = fut.result()
+                except Exception as e:  # a crashed worker, a lost connection: retried next run
+                    rec = Record(futures[fut].key, "error", f"{type(e).__name__}: {e}",
+                                 transient=True, worker="?")
+                fut.release()
+                done(rec)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        for k in set(os.environ) - set(environ):
+            del os.environ[k]
+        os.environ.update(environ)
     return where
 
 
