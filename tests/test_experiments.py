@@ -77,6 +77,33 @@ def test_local_cluster_sweep_equals_the_library(tmp_path, capsys):
     assert "[sweep]" in ds.attrs["config"] and ds.attrs["point_seconds"].shape == (4,)
 
 
+def test_an_existing_scheduler_runs_the_points(tmp_path, capsys):
+    from distributed import LocalCluster
+
+    cfg = write(tmp_path, 'model = "sgd"\nmethod = "ode"\n[params]\nt_max = 2\nd = 50\n'
+                "[sweep]\nseed = [1, 2, 3]\n")
+    environ = dict(os.environ)
+    try:
+        with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+            code, out, err = run(capsys, ["run", str(cfg), "--scheduler",
+                                          cluster.scheduler_address, "--json"])
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["executor"] == f"Dask scheduler {cluster.scheduler_address}"
+    assert obj["counts"]["computed"] == 3
+    ds = load_netcdf(tmp_path / "cfg.nc")
+    for seed in (1, 2, 3):
+        ref = ode("erf", "erf", p=2, k=2, d=50, gamma=0.5, t_max=2, seed=seed)
+        np.testing.assert_allclose(ds["risk"].sel(seed=seed).values, ref["risk"].values,
+                                   rtol=1e-12)
+    code, out, err = run(capsys, ["run", str(cfg), "--scheduler", "nonsense", "--overwrite"])
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "--scheduler: missing port number in address 'nonsense'" in err
+
+
 def test_changing_seed_or_d_never_hits_the_cache(tmp_path):
     cfg = write(tmp_path, sim_config("seed = 0", "eta = [0.0, 1.0]"))
     first, info = run_experiment(load_config(cfg), workers=0)

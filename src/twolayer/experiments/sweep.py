@@ -11,11 +11,12 @@ into one Dataset (:func:`twolayer.experiments.result.merge`), written as NetCDF.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -118,65 +119,73 @@ def _check_output(exp: Experiment, key: str, overwrite: bool) -> None:
     check_writable(out, overwrite=True)
 
 
-def _serial(points: Iterable[Point], done: Callable[[Record], None]) -> str:
-    for pt in points:
-        done(compute_point(pt.key, pt.payload))
-    return "serial (in-process)"
+def _check_address(address: str) -> None:
+    """A scheduler address Dask can dial ("tcp://host:port", "host:port", "tls://…")."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, loc = parse_address(address if "://" in address else f"tcp://{address}")
+        if scheme in ("tcp", "tls"):
+            parse_host_port(loc)
+    except ValueError as e:
+        raise ParameterError(f"--scheduler: {e} (expected e.g. tcp://host:8786)") from None
 
 
-def _connect(workers: int, scheduler: str | None):
-    """(client, cluster or None, description) for a scheduler address or a LocalCluster."""
+@contextlib.contextmanager
+def _dask_client(workers: int, scheduler: str | None) -> Iterator[tuple[Any, str]]:
+    """A client of the scheduler at ``scheduler``, or of a LocalCluster started here."""
     import logging
 
     import dask
     from distributed import Client, LocalCluster
 
-    # set_as_default=False: as the default scheduler, the client would make xarray take a
-    # cluster-wide lock (a scheduler round trip) for every point file this process writes.
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="20s", set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as e:
-            raise ParameterError(f"cannot connect to the Dask scheduler {scheduler!r}: {e}"
-                                 ) from None
-        return client, None, f"Dask scheduler {scheduler}"
-    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which sends every NumPy
-    # temporary above 64 KiB to mmap/munmap: the fixed-point iterations of the theory run ~10x
-    # slower. One BLAS/OpenMP thread per worker (Dask's default) is kept.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.CRITICAL)
-    return (Client(cluster, set_as_default=False), cluster,
-            f"Dask LocalCluster ({workers} worker processes)")
-
-
-def _dask(points: list[Point], done: Callable[[Record], None], workers: int,
-          scheduler: str | None) -> str:
-    from distributed import as_completed
-
     environ = dict(os.environ)  # the nanny writes its workers' variables into ours as well
+    cluster = None
     try:
-        client, cluster, where = _connect(workers, scheduler)
+        # set_as_default=False: as the default scheduler, the client would make xarray take a
+        # cluster-wide lock (a scheduler round trip) for every point file this process writes.
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout="20s", set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as e:
+                raise ParameterError(f"cannot connect to the Dask scheduler {scheduler!r}: {e}"
+                                     ) from None
+            where = f"Dask scheduler {scheduler}"
+        else:
+            # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which sends every
+            # NumPy temporary above 64 KiB to mmap/munmap: the theory's fixed-point iterations
+            # run ~10x slower. One BLAS/OpenMP thread per worker (Dask's default) is kept.
+            unset = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+            with dask.config.set(unset):
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.CRITICAL)
+            client = Client(cluster, set_as_default=False)
+            where = f"Dask LocalCluster ({workers} worker processes)"
         try:
-            futures = {client.submit(compute_point, pt.key, pt.payload,
-                                     key=f"twolayer-{pt.key}", pure=False): pt for pt in points}
-            for fut in as_completed(futures, loop=client.loop):
-                try:
-                    rec = fut.result()
-                except Exception as e:  # a crashed worker, a lost connection: retried next run
-                    rec = Record(futures[fut].key, "error", f"{type(e).__name__}: {e}",
-                                 transient=True, worker="?")
-                fut.release()
-                done(rec)
+            yield client, where
         finally:
             client.close()
-            if cluster is not None:
-                cluster.close()
     finally:
+        if cluster is not None:
+            cluster.close()
         for k in set(os.environ) - set(environ):
             del os.environ[k]
         os.environ.update(environ)
-    return where
+
+
+def _dask(client, points: list[Point], done: Callable[[Record], None]) -> None:
+    from distributed import as_completed
+
+    futures = {client.submit(compute_point, pt.key, pt.payload, key=f"twolayer-{pt.key}",
+                             pure=False): pt for pt in points}
+    for fut in as_completed(futures, loop=client.loop):
+        try:
+            rec = fut.result()
+        except Exception as e:  # a crashed worker, a lost connection: retried next run
+            rec = Record(futures[fut].key, "error", f"{type(e).__name__}: {e}", transient=True,
+                         worker="?")
+        fut.release()
+        done(rec)
 
 
 def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None = None,
@@ -193,6 +202,8 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
 
     if workers < 0:
         raise ParameterError(f"the 'workers' parameter must be >= 0; got {workers}")
+    if scheduler:
+        _check_address(scheduler)
     t0 = time.perf_counter()
     points = expand(exp)
     key = experiment_key(exp, points)
@@ -213,19 +224,22 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
         if progress is not None:
             progress.advance(rec)
 
-    if progress is not None:
-        progress.start(len(todo), len(cached))
     t_start = time.perf_counter()
-    try:
+    with contextlib.ExitStack() as stack:
         if not todo:
-            executor = "none (every point from the store)"
+            executor, client = "none (every point from the store)", None
         elif workers == 0 and not scheduler:
-            executor = _serial(todo, done)
-        else:
-            executor = _dask(todo, done, workers, scheduler)
-    finally:
+            executor, client = "serial (in-process)", None
+        else:  # connect (or start the cluster) before the progress bar
+            client, executor = stack.enter_context(_dask_client(workers, scheduler))
         if progress is not None:
-            progress.stop()
+            progress.start(len(todo), len(cached))
+            stack.callback(progress.stop)
+        if client is not None:
+            _dask(client, todo, done)
+        else:
+            for pt in todo:
+                done(compute_point(pt.key, pt.payload))
     t_run = time.perf_counter() - t_start
     records = {}
     for k, pt in unique.items():
