@@ -2,4 +2,5 @@
 
 from twolayer.cli import run
 
-run()
+if __name__ == "__main__":  # not when multiprocessing's spawn re-imports this for a Dask worker
+    run()

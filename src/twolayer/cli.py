@@ -332,6 +332,10 @@ from twolayer.cli_sgd import sgd_app  # noqa: E402  (it imports the shared optio
 
 app.add_typer(sgd_app, name="sgd")
 
+from twolayer.cli_experiments import register as _register_experiments  # noqa: E402
+
+_register_experiments(app)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: maps user mistakes to one line on stderr and exit status 2.

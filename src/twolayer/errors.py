@@ -16,6 +16,10 @@ class UnknownActivationError(ParameterError, KeyError):
         return str(self.args[0])
 
 
+class ConfigError(ParameterError):
+    """An experiment file that cannot be read or validated; the message names the field."""
+
+
 class ModelAssumptionError(ParameterError):
     """The requested theory does not apply to these activations (e.g. no uniform spike)."""
 

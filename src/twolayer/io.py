@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import xarray as xr
 
 from twolayer.errors import ParameterError
 
-__all__ = ["check_writable", "jsonable", "save_netcdf"]
+__all__ = ["check_writable", "jsonable", "load_netcdf", "save_netcdf"]
 
 
 def check_writable(path: str | os.PathLike | None, *, overwrite: bool = False) -> Path | None:
@@ -33,17 +34,44 @@ def check_writable(path: str | os.PathLike | None, *, overwrite: bool = False) -
 
 
 def save_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write ``ds`` as NetCDF (booleans stored as int8; attributes kept)."""
+    """Write ``ds`` as NetCDF (booleans stored as int8; attributes kept).
+
+    The file appears atomically: it is written under a unique temporary name in the same folder,
+    then renamed, so a killed process never leaves a half-written ``path``.
+    """
     p = check_writable(path, overwrite=overwrite)
     out = ds.copy()
-    for name, var in out.data_vars.items():
+    for name, var in list(out.variables.items()):
         if var.dtype == bool:
             out[name] = var.astype("int8")
             out[name].attrs["dtype"] = "bool"
-    tmp = p.with_name(p.name + ".part")
-    out.to_netcdf(tmp, engine="scipy")
-    tmp.replace(p)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent or ".")
+    os.close(fd)
+    try:
+        out.to_netcdf(tmp, engine="scipy")
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return p
+
+
+def load_netcdf(path: str | os.PathLike) -> xr.Dataset:
+    """Read a file written by :func:`save_netcdf` into memory (booleans restored)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ParameterError(f"no such result file: {str(p)!r}")
+    try:
+        with xr.open_dataset(p, engine="scipy") as f:
+            ds = f.load()
+    except (OSError, ValueError, TypeError) as e:
+        raise ParameterError(f"cannot read {str(p)!r} as NetCDF: {e}") from None
+    for name, var in list(ds.variables.items()):
+        if var.attrs.get("dtype") == "bool":
+            attrs = {k: v for k, v in var.attrs.items() if k != "dtype"}
+            ds[name] = var.astype(bool)
+            ds[name].attrs = attrs
+    return ds
 
 
 def jsonable(x):

@@ -1,0 +1,190 @@
+"""Per-point results on disk, keyed by a content hash of everything that determines them.
+
+The key of a point is the SHA-256 of the canonical JSON (sorted keys, no spaces, shortest
+round-trip floats) of its *payload*: store format, package version, model, method, every
+parameter after defaults and derived values are filled in (seed, seeds and d included), the
+``init`` overlaps themselves rather than their file name, a fingerprint of each activation
+(its values and derivatives on a fixed grid, so an activation re-registered under the same name
+with a different function gets a different key), and a hash of the package's computing code
+(every module but the command line, experiments, plotting and I/O), so results of a development
+checkout are not reused after its code changed under an unchanged version number.
+
+Layout: ``<root>/<key[:2]>/<key>.nc`` (the point's Dataset, when it has one) and
+``<key>.json`` (status, reason, seconds and the payload itself). Both are written to a temporary
+name and renamed; the JSON is written last and marks the point as stored, so a process killed
+at any moment leaves either a complete point or none. A lookup compares the stored payload with
+the expected one, so a result is never reused for other parameters even if files are moved.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["STORE_FORMAT", "Record", "Store", "activation_fingerprint", "canonical_json",
+           "code_fingerprint", "content_hash"]
+
+STORE_FORMAT = 1
+# Fixed points where activations are fingerprinted: a grid plus a few irrational values.
+_FINGERPRINT_X = np.concatenate([np.linspace(-6.0, 6.0, 121),
+                                 [-2.718281828, -0.5772156649, 0.3183098862, 1.414213562]])
+STATUSES = ("ok", "not_converged", "diverged", "failed", "error")
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace; tuples as lists; NaN/inf are refused."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def content_hash(obj: Any) -> str:
+    """SHA-256 (hex) of :func:`canonical_json`."""
+    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+
+
+def _rounded(a) -> list:
+    """Values to 12 significant digits (stable across CPUs); non-finite ones as strings."""
+    flat = np.broadcast_to(np.asarray(a, dtype=float), _FINGERPRINT_X.shape)
+    return [float(f"{v:.12g}") if math.isfinite(v) else str(v) for v in flat.tolist()]
+
+
+def activation_fingerprint(name: str) -> dict[str, str]:
+    """{"name", "sha256"}: a hash of σ, σ' and σ'' (when given) on a fixed grid of points."""
+    from twolayer import activations
+
+    act = activations.get(name)
+    x = _FINGERPRINT_X.copy()
+    with np.errstate(all="ignore"):
+        values = {"fn": _rounded(act.fn(x)), "deriv": _rounded(act.deriv(x)),
+                  "deriv2": None if act.deriv2 is None else _rounded(act.deriv2(x)),
+                  "kinks": [float(k) for k in act.kinks]}
+    return {"name": act.name, "sha256": content_hash(values)}
+
+
+_NOT_COMPUTING = {"cli", "__main__", "experiments", "plotting", "io"}
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """SHA-256 over the source of the modules that compute results (path and bytes)."""
+    import twolayer
+
+    root = Path(twolayer.__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        top = rel.split("/")[0].removesuffix(".py")
+        if top in _NOT_COMPUTING or top.startswith("cli_"):
+            continue
+        h.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+@dataclass
+class Record:
+    """The outcome of one point.
+
+    ``status`` is "ok", "not_converged" or "diverged" (a result that says so; data kept),
+    "failed" (an integration that stopped) or "error" (an exception: no data). ``transient``
+    marks an error that is not the package's own verdict (a crashed worker, an unexpected
+    exception): it is kept for the report but the point is computed again on the next run.
+    """
+
+    key: str
+    status: str
+    reason: str = ""
+    seconds: float = 0.0
+    data: xr.Dataset | None = None
+    transient: bool = False
+    worker: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class Store:
+    """A folder of point results addressed by content hash (see the module docstring)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        folder = self.root / key[:2]
+        return folder / f"{key}.json", folder / f"{key}.nc"
+
+    def _meta(self, key: str, payload: dict | None) -> dict | None:
+        meta_path, data_path = self._paths(key)
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if meta.get("format") != STORE_FORMAT or meta.get("key") != key:
+            return None
+        if payload is not None and canonical_json(meta.get("payload")) != canonical_json(payload):
+            return None
+        if meta.get("has_data") and not data_path.is_file():
+            return None
+        return meta
+
+    @staticmethod
+    def _record(key: str, meta: dict) -> Record:
+        return Record(key=key, status=meta["status"], reason=meta["reason"],
+                      seconds=meta["seconds"], transient=meta["transient"],
+                      worker=meta.get("worker", ""))
+
+    def lookup(self, key: str, payload: dict | None = None) -> Record | None:
+        """The stored record of ``key`` without its data, if it matches ``payload``."""
+        meta = self._meta(key, payload)
+        return None if meta is None else self._record(key, meta)
+
+    def get(self, key: str, payload: dict | None = None) -> Record | None:
+        """The stored record of ``key`` with its Dataset loaded (None if absent or stale)."""
+        from twolayer.io import load_netcdf
+
+        meta = self._meta(key, payload)
+        if meta is None:
+            return None
+        rec = self._record(key, meta)
+        if meta.get("has_data"):
+            rec.data = load_netcdf(self._paths(key)[1])
+        return rec
+
+    def has(self, key: str, payload: dict | None = None) -> bool:
+        """Whether a reusable (not transient) result of ``key`` is stored."""
+        rec = self.lookup(key, payload)
+        return rec is not None and not rec.transient
+
+    def put(self, record: Record, payload: dict) -> None:
+        """Store ``record`` (data first, then the JSON that marks it complete)."""
+        from twolayer.io import save_netcdf
+
+        meta_path, data_path = self._paths(record.key)
+        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        if record.data is not None:
+            save_netcdf(record.data, data_path, overwrite=True)
+        meta = {"format": STORE_FORMAT, "key": record.key, "status": record.status,
+                "reason": record.reason, "seconds": record.seconds,
+                "transient": record.transient, "worker": record.worker,
+                "has_data": record.data is not None, "stored_at": time.time(),
+                "payload": payload}
+        fd, tmp = tempfile.mkstemp(prefix=f".{record.key}.", suffix=".part",
+                                   dir=meta_path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(canonical_json(meta))
+            os.replace(tmp, meta_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,272 @@
+"""Running an experiment: expand the sweep, skip stored points, compute the rest on Dask.
+
+Points are computed by :func:`twolayer.experiments.worker.compute_point` on an embedded
+``distributed.LocalCluster`` (``workers`` processes, one thread each), on an existing Dask
+scheduler (``scheduler="tcp://host:8786"``, e.g. a dask-jobqueue ``SLURMCluster``), or in this
+process one after the other (``workers=0``). Each result is stored as soon as it arrives
+(:class:`~twolayer.experiments.store.Store`), so a killed run restarted with the same file
+computes only the missing points. At the end all points are read back from the store and merged
+into one Dataset (:func:`twolayer.experiments.result.merge`), written as NetCDF.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import xarray as xr
+
+import twolayer
+from twolayer.errors import ParameterError
+from twolayer.experiments.config import Experiment, load_init
+from twolayer.experiments.result import merge
+from twolayer.experiments.store import (
+    STORE_FORMAT,
+    Record,
+    Store,
+    activation_fingerprint,
+    canonical_json,
+    code_fingerprint,
+    content_hash,
+)
+from twolayer.experiments.worker import compute_point
+
+__all__ = ["Point", "Progress", "expand", "experiment_key", "run_experiment"]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of the sweep: its place in the grid, its parameters, key and payload."""
+
+    index: tuple[int, ...]
+    params: dict[str, Any]  # resolved: defaults, derived p, init overlaps
+    key: str
+    payload: dict[str, Any]
+
+
+class Progress(Protocol):
+    """What the runner reports while it works (the CLI draws a progress bar from it)."""
+
+    def start(self, total: int, cached: int) -> None: ...
+
+    def advance(self, record: Record) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def _resolve(exp: Experiment, params: dict, inits: dict) -> dict:
+    """Fill in what the library derives, so the key sees the actual computation."""
+    out = dict(params)
+    if (exp.model, exp.method) == ("onestep", "simulate") and out["p"] is None:
+        out["p"] = max(1, round(out["beta"] * out["d"]))
+    if exp.model == "sgd" and out["init"] is not None:
+        if out["init"] not in inits:
+            ov = load_init(out["init"], exp.base_dir)
+            inits[out["init"]] = {"Q": ov.Q.tolist(), "M": ov.M.tolist(), "P": ov.P.tolist()}
+        out["init"] = inits[out["init"]]
+    return out
+
+
+def expand(exp: Experiment) -> list[Point]:
+    """Every point of ``exp`` with its content key (C order over the sweep grid)."""
+    fingerprints: dict[str, dict] = {}
+    inits: dict[str, dict] = {}
+    points = []
+    for idx, prm in exp.points():
+        params = _resolve(exp, prm, inits)
+        acts = {}
+        for role in ("student", "teacher"):
+            name = params[role]
+            if name not in fingerprints:
+                fingerprints[name] = activation_fingerprint(name)
+            acts[role] = fingerprints[name]
+        payload = {"format": STORE_FORMAT, "package": "twolayer",
+                   "version": twolayer.__version__, "code": code_fingerprint(),
+                   "model": exp.model, "method": exp.method, "params": params,
+                   "activations": acts}
+        points.append(Point(idx, params, content_hash(payload), payload))
+    return points
+
+
+def experiment_key(exp: Experiment, points: list[Point]) -> str:
+    """A hash of what the result holds: the axes and every point's key, in order."""
+    return content_hash({"mode": exp.mode, "axes": {a: list(v) for a, v in exp.axes.items()},
+                         "points": [p.key for p in points]})
+
+
+def _check_output(exp: Experiment, key: str, overwrite: bool) -> None:
+    """Refuse (before any work) to replace a result of a different experiment."""
+    from twolayer.io import check_writable
+
+    out = exp.output
+    if out.exists() and not overwrite:
+        try:
+            with xr.open_dataset(out, engine="scipy") as f:
+                old = f.attrs.get("experiment_key")
+        except Exception:
+            old = None
+        if old != key:
+            raise ParameterError(
+                f"output {str(out)!r} exists and holds a different experiment; pass "
+                "--overwrite to replace it, or set another 'output'")
+    check_writable(out, overwrite=True)
+
+
+def _check_address(address: str) -> None:
+    """A scheduler address Dask can dial ("tcp://host:port", "host:port", "tls://…")."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, loc = parse_address(address if "://" in address else f"tcp://{address}")
+        if scheme in ("tcp", "tls"):
+            parse_host_port(loc)
+    except ValueError as e:
+        raise ParameterError(f"--scheduler: {e} (expected e.g. tcp://host:8786)") from None
+
+
+@contextlib.contextmanager
+def _dask_client(workers: int, scheduler: str | None) -> Iterator[tuple[Any, str]]:
+    """A client of the scheduler at ``scheduler``, or of a LocalCluster started here."""
+    import logging
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    environ = dict(os.environ)  # the nanny writes its workers' variables into ours as well
+    cluster = None
+    try:
+        # set_as_default=False: as the default scheduler, the client would make xarray take a
+        # cluster-wide lock (a scheduler round trip) for every point file this process writes.
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout="20s", set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as e:
+                raise ParameterError(f"cannot connect to the Dask scheduler {scheduler!r}: {e}"
+                                     ) from None
+            where = f"Dask scheduler {scheduler}"
+        else:
+            # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which sends every
+            # NumPy temporary above 64 KiB to mmap/munmap: the theory's fixed-point iterations
+            # run ~10x slower. One BLAS/OpenMP thread per worker (Dask's default) is kept.
+            unset = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+            with dask.config.set(unset):
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.CRITICAL)
+            client = Client(cluster, set_as_default=False)
+            where = f"Dask LocalCluster ({workers} worker processes)"
+        try:
+            yield client, where
+        finally:
+            client.close()
+    finally:
+        if cluster is not None:
+            cluster.close()
+        for k in set(os.environ) - set(environ):
+            del os.environ[k]
+        os.environ.update(environ)
+
+
+def _dask(client, points: list[Point], done: Callable[[Record], None]) -> None:
+    from distributed import as_completed
+
+    futures = {client.submit(compute_point, pt.key, pt.payload, key=f"twolayer-{pt.key}",
+                             pure=False): pt for pt in points}
+    for fut in as_completed(futures, loop=client.loop):
+        try:
+            rec = fut.result()
+        except Exception as e:  # a crashed worker, a lost connection: retried next run
+            rec = Record(futures[fut].key, "error", f"{type(e).__name__}: {e}", transient=True,
+                         worker="?")
+        fut.release()
+        done(rec)
+
+
+def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None = None,
+                   overwrite: bool = False, progress: Progress | None = None
+                   ) -> tuple[xr.Dataset, dict[str, Any]]:
+    """Compute the missing points of ``exp``, store them, merge everything, write the output.
+
+    Returns the merged Dataset (also written to ``exp.output``) and the counts
+    ``{"points", "ok", "failed", "computed", "cached"}`` (computed and cached count distinct
+    keys). Raises ParameterError before any work if the output belongs to another experiment
+    (unless ``overwrite``) or cannot be written.
+    """
+    from twolayer.io import save_netcdf
+
+    if workers < 0:
+        raise ParameterError(f"the 'workers' parameter must be >= 0; got {workers}")
+    if scheduler:
+        _check_address(scheduler)
+    t0 = time.perf_counter()
+    points = expand(exp)
+    key = experiment_key(exp, points)
+    _check_output(exp, key, overwrite)
+    store = Store(exp.store)
+    try:
+        exp.store.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ParameterError(f"cannot create the store folder {str(exp.store)!r}: {e}") from None
+    unique = {pt.key: pt for pt in points}
+    cached = {k for k, pt in unique.items() if store.has(k, pt.payload)}
+    todo = [pt for k, pt in unique.items() if k not in cached]
+    fresh: dict[str, Record] = {}
+
+    def done(rec: Record) -> None:
+        store.put(rec, unique[rec.key].payload)
+        fresh[rec.key] = rec
+        if progress is not None:
+            progress.advance(rec)
+
+    t_start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if not todo:
+            executor, client = "none (every point from the store)", None
+        elif workers == 0 and not scheduler:
+            executor, client = "serial (in-process)", None
+        else:  # connect (or start the cluster) before the progress bar
+            client, executor = stack.enter_context(_dask_client(workers, scheduler))
+        if progress is not None:
+            progress.start(len(todo), len(cached))
+            stack.callback(progress.stop)
+        if client is not None:
+            _dask(client, todo, done)
+        else:
+            for pt in todo:
+                done(compute_point(pt.key, pt.payload))
+    t_run = time.perf_counter() - t_start
+    records = {}
+    for k, pt in unique.items():
+        rec = store.get(k, pt.payload)
+        if rec is None:  # cannot happen unless the store vanished under us
+            raise ParameterError(f"point {k} is missing from the store {str(exp.store)!r}")
+        records[k] = rec
+    ds = merge(exp.axes, exp.mode, [(pt.index, pt.key) for pt in points], records)
+    status = ds["status"].values
+    counts = {"points": len(points), "ok": int(np.sum(status == "ok")),
+              "failed": int(np.sum(status != "ok")), "computed": len(todo),
+              "cached": len(cached)}
+    seconds = np.array([records[pt.key].seconds for pt in points], dtype=float)
+    compute_s = float(sum(r.seconds for r in fresh.values()))
+    ds.attrs.update(
+        model=exp.model, method=exp.method, sweep_mode=exp.mode,
+        sweep_axes=json.dumps(list(exp.axes)),
+        description=exp.description, params=canonical_json(exp.params), config=exp.text,
+        config_source=exp.source, version=twolayer.__version__, store_format=STORE_FORMAT,
+        experiment_key=key, counts=json.dumps(counts), executor=executor,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        point_seconds=seconds,
+        point_cached=np.array([pt.key in cached for pt in points], dtype=np.int8),
+    )
+    wall = time.perf_counter() - t0
+    timings = {"wall_s": wall, "run_s": t_run, "compute_s": compute_s,
+               "mean_point_s": compute_s / len(fresh) if fresh else 0.0}
+    ds.attrs["timings"] = json.dumps(timings)
+    save_netcdf(ds, exp.output, overwrite=True)
+    return ds, {**counts, **timings}
