@@ -106,6 +106,15 @@ def _euler(rhs, y0, t_eval, dt, scale):
     return ys, status, t_stop, n_steps
 
 
+def check_run(gamma, t_max, noise, method: str) -> tuple[float, float, float]:
+    """Validated (γ > 0, t_max > 0, Δ ≥ 0); ParameterError for those or an unknown method."""
+    if method not in METHODS:
+        raise ParameterError(f"unknown ODE method {method!r}; choose one of {', '.join(METHODS)}")
+    return (check.real("gamma", gamma, low=0.0, strict=True),
+            check.real("t_max", t_max, low=0.0, strict=True),
+            check.real("noise", noise, low=0.0))
+
+
 def integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, method: str, rtol: float, atol: float,
               dt: float) -> tuple[np.ndarray, str, float, int, str]:
     """Integrate dy/dt = rhs(t, y) from t = 0; the states at ``t_eval`` (NaN after a stop).
@@ -177,11 +186,7 @@ def ode(
     A blow-up (|overlaps| beyond 1e6 × their start) stops the integration: status "diverged",
     the time in ``t_stop``, NaN afterwards, and a :class:`DivergenceWarning`.
     """
-    gamma = check.real("gamma", gamma, low=0.0, strict=True)
-    t_max = check.real("t_max", t_max, low=0.0, strict=True)
-    noise = check.real("noise", noise, low=0.0)
-    if method not in METHODS:
-        raise ParameterError(f"unknown ODE method {method!r}; choose one of {', '.join(METHODS)}")
+    gamma, t_max, noise = check_run(gamma, t_max, noise, method)
     if init is None:
         if p is None or k is None:
             raise ParameterError("give p and k (or init overlaps)")

@@ -47,7 +47,7 @@ from twolayer.errors import ModelAssumptionError, ParameterError
 from twolayer.gaussian import hermite_rule
 from twolayer.io import dumps
 from twolayer.sgd.init import Overlaps, initial_weights
-from twolayer.sgd.ode import METHODS, integrate, time_grid
+from twolayer.sgd.ode import check_run, integrate, time_grid
 
 __all__ = ["Reduced", "ode_wide", "reduced_overlaps"]
 
@@ -63,13 +63,17 @@ class Reduced(NamedTuple):
     P: np.ndarray
 
 
+def _span(A: np.ndarray, P_inv: np.ndarray, B: np.ndarray | None = None) -> np.ndarray:
+    """diag(A P⁻¹ Bᵀ) over the last two axes (B = A: each student's squared norm in the span)."""
+    return np.einsum("...jr,rs,...js->...j", A, P_inv, A if B is None else B)
+
+
 def reduced_overlaps(student: np.ndarray, teacher: np.ndarray) -> Reduced:
     """(M, q, P) of weights (p, d) and (k, d), without forming the p × p matrix Q."""
     d = student.shape[-1]
     M = student @ teacher.T / d
     P = teacher @ teacher.T / d
-    q = np.einsum("jd,jd->j", student, student) / d - np.einsum(
-        "jr,jr->j", M, np.linalg.solve(P, M.T).T)
+    q = np.einsum("jd,jd->j", student, student) / d - _span(M, np.linalg.inv(P))
     return Reduced(M, np.maximum(q, 0.0), P)
 
 
@@ -113,13 +117,14 @@ def _relu(m, s):
 _CLOSED = {"linear": _linear, "square": _square, "relu": _relu}
 
 
-def _polynomial(act: Activation) -> bool:
-    return act.name in ("linear", "square") and act is activations.get(act.name)
+def _closed(act: Activation):
+    """The closed-form moments of a built-in activation, or None."""
+    return _CLOSED.get(act.name) if act is activations.get(act.name) else None
 
 
 def _moments(act: Activation, m: np.ndarray, s: np.ndarray, n_z: int) -> _Moments:
-    closed = _CLOSED.get(act.name)
-    if closed is not None and act is activations.get(act.name):
+    closed = _closed(act)
+    if closed is not None:
         return closed(m, s)
     if act.kinks:
         raise ModelAssumptionError(
@@ -216,7 +221,7 @@ class _WideSystem:
 
     def in_span(self, M):
         """diag(M P⁻¹ Mᵀ): the squared norm of each student inside the teacher span."""
-        return np.einsum("jr,rs,js->j", M, self.P_inv, M)
+        return _span(M, self.P_inv)
 
     def moments(self, M, q):
         m = self.nodes @ (M @ self.P_inv).T  # (N, p): E[λ_j | ν] at the nodes
@@ -235,7 +240,7 @@ class _WideSystem:
             dq = dq + self.var_coef * (
                 w @ ((mu * mu + var + self.noise) * mo.h - 2.0 * mu * mo.kk / p + mo.ll / p**2))
         if self.spherical:
-            dqjj = dq + 2.0 * np.einsum("jr,rs,js->j", dM, self.P_inv, M)
+            dqjj = dq + 2.0 * _span(dM, self.P_inv, M)
             return (dM - 0.5 * M * dqjj[:, None]).ravel()
         return np.concatenate([dM.ravel(), dq])
 
@@ -287,12 +292,8 @@ def ode_wide(
     ∝ p·k per recorded time. ``n_nu`` defaults to 48, 20, 12, 8 nodes per axis for k = 1, 2, 3,
     ≥ 4 (8, exact, when both activations are linear or square).
     """
-    gamma = check.real("gamma", gamma, low=0.0, strict=True)
-    t_max = check.real("t_max", t_max, low=0.0, strict=True)
-    noise = check.real("noise", noise, low=0.0)
+    gamma, t_max, noise = check_run(gamma, t_max, noise, method)
     n_z = check.integer("n_z", n_z, low=2)
-    if method not in METHODS:
-        raise ParameterError(f"unknown ODE method {method!r}; choose one of {', '.join(METHODS)}")
     method = "RK45" if method == "auto" else method
     if init is None:
         if p is None or k is None:
@@ -306,7 +307,7 @@ def ode_wide(
                                                  init_scale, spherical))
     elif isinstance(init, Overlaps):
         init.check()
-        span = np.einsum("jr,rs,js->j", init.M, np.linalg.inv(init.P), init.M)
+        span = _span(init.M, np.linalg.inv(init.P))
         init = Reduced(init.M, np.maximum(np.diag(init.Q) - span, 0.0), init.P)
     M0, q0, P = (np.asarray(a, dtype=float) for a in init)
     if (p is not None and p != M0.shape[0]) or (k is not None and k != P.shape[0]):
@@ -314,7 +315,8 @@ def ode_wide(
             f"the init overlaps are for p={M0.shape[0]}, k={P.shape[0]}, not p={p}, k={k}")
     p, k = M0.shape
     s, t = activations.get(student), activations.get(teacher)
-    n_nu = _nodes_per_axis(k, n_nu, _polynomial(s) and _polynomial(t))
+    polynomial = all(_closed(a) in (_linear, _square) for a in (s, t))
+    n_nu = _nodes_per_axis(k, n_nu, polynomial)
     system = _WideSystem(s, t, P, p, gamma, noise, variance, spherical, n_nu, n_z)
     if spherical and not np.allclose(q0 + system.in_span(M0), 1.0, atol=1e-8):
         raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
@@ -337,7 +339,7 @@ def ode_wide(
               "atol": atol, "n_nu": n_nu, "n_z": n_z, "reduced": True}
     if method == "euler":
         params["dt"] = dt
-    Q_diag = qs + np.einsum("tjr,rs,tjs->tj", Ms, system.P_inv, Ms)
+    Q_diag = qs + _span(Ms, system.P_inv)
     return xr.Dataset(
         {"risk": ("t", risk), "M": (("t", "j", "r"), Ms), "q": (("t", "j"), qs),
          "Q_diag": (("t", "j"), Q_diag), "P": (("r", "s"), P)},
