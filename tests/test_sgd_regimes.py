@@ -16,8 +16,11 @@ from twolayer.sgd.regimes import classify, classify_exponents
         (0.5, 0.0, "mean-field", "d^1.5"),
         (0.0, 0.0, "high-dimensional", "d^1"),
         (0.5, -0.5, "mixed", "d^1"),
-        (0.0, -0.25, "variance-dominated", "d^0.5"),  # −(1+κ)/2 = −0.5 < δ < −κ = 0
+        (0.0, -0.25, "variance-dominated", "d^0.5"),  # −1/2 < κ + δ < 0
         (0.5, -0.6, "variance-dominated", "d^0.8"),
+        # one step moves Q_jj by γ²/(p²d) = d^(−1−2(κ+δ)): vanishes iff κ + δ > −1/2
+        (1.0, -1.4, "variance-dominated", "d^0.2"),
+        (1.0, -1.5, "no-ODE", "—"),
         (0.0, -0.6, "no-ODE", "—"),
     ],
 )
@@ -37,7 +40,8 @@ def test_finite_reading_agrees_with_the_ode():
         assert bool(abs(r / flow - 1) < 0.03) is close
         assert bool(abs(r / flow - 1) > 1.0) is (not close)
     assert classify(1000, 5000, 1.0).name == "mean-field"
-    assert classify(10, 1, 20.0).name == "no-ODE"  # γ²/(pd) = 40
+    assert classify(10, 1, 20.0).name == "no-ODE"  # γ²/(p²d) = 40
+    assert classify(10, 10, 20.0).name == "high-dimensional"  # γ²/(p²d) = 0.4, γ/p = 2
 
 
 def test_regimes_cli(capsys):
