@@ -336,6 +336,10 @@ from twolayer.cli_experiments import register as _register_experiments  # noqa: 
 
 _register_experiments(app)
 
+from twolayer.cli_reproduce import register as _register_reproduce  # noqa: E402
+
+_register_reproduce(app)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: maps user mistakes to one line on stderr and exit status 2.

@@ -158,6 +158,7 @@ class SgdOdeParams(_SgdParams):
     variance: bool = True
     method: Literal[ODE_METHODS] = "auto"
     dt: float = Field(1e-3, gt=0)
+    wide: bool = False  # the large-width reduced ODE (twolayer.sgd.ode_wide), cost ∝ p
 
 
 class SgdSimulateParams(_SgdParams):

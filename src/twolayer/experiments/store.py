@@ -72,7 +72,7 @@ def activation_fingerprint(name: str) -> dict[str, str]:
     return {"name": act.name, "sha256": content_hash(values)}
 
 
-_NOT_COMPUTING = {"cli", "__main__", "experiments", "plotting", "io"}
+_NOT_COMPUTING = {"cli", "__main__", "experiments", "plotting", "io", "reproduce"}
 
 
 @functools.cache

@@ -52,12 +52,13 @@ def _overlaps(init: dict | None):
 
 
 def _sgd_ode(p: dict) -> xr.Dataset:
-    from twolayer.sgd import ode
+    from twolayer.sgd import ode, ode_wide
 
-    return ode(p["student"], p["teacher"], p=p["p"], k=p["k"], gamma=p["gamma"],
-               t_max=p["t_max"], noise=p["noise"], d=p["d"], seed=p["seed"],
-               init_scale=p["init_scale"], init=_overlaps(p["init"]), variance=p["variance"],
-               spherical=p["spherical"], method=p["method"], dt=p["dt"])
+    solve = ode_wide if p["wide"] else ode
+    return solve(p["student"], p["teacher"], p=p["p"], k=p["k"], gamma=p["gamma"],
+                 t_max=p["t_max"], noise=p["noise"], d=p["d"], seed=p["seed"],
+                 init_scale=p["init_scale"], init=_overlaps(p["init"]), variance=p["variance"],
+                 spherical=p["spherical"], method=p["method"], dt=p["dt"])
 
 
 def _sgd_simulate(p: dict) -> xr.Dataset:

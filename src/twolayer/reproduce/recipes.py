@@ -1,0 +1,181 @@
+"""The recipes: each key figure of the two papers as experiment files plus a drawing function.
+
+A recipe's experiments are ordinary TOML experiment files (see ``examples/``), generated at one
+of two sizes: ``small`` (2 cores, a minute or less) or ``full`` (the papers' sizes: larger d, more
+seeds, finer grids). They run through :func:`twolayer.experiments.run_experiment`, so every
+point is stored under its content hash and a rerun, or the other size, reuses what it can.
+The TOML text is kept in each result's attributes: any figure can be rerun or varied by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import xarray as xr
+
+from twolayer.reproduce import figures
+
+CUI = "Cui et al. 2024, arXiv 2402.04980"
+ARNABOLDI = "Arnaboldi et al. 2023, arXiv 2302.05882"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One figure: its experiments (name → TOML text, by size) and how to draw them."""
+
+    name: str
+    paper: str
+    title: str
+    what: str  # one line: what the figure shows and what to look for
+    sizes: dict[str, dict]  # "small" / "full" → template values
+    templates: dict[str, str]  # experiment name → TOML template (str.format with the sizes)
+    draw: Callable[[dict[str, xr.Dataset], dict], object]  # (results, size values) → Figure
+
+    def experiments(self, size: str) -> dict[str, str]:
+        """Experiment name → TOML text at ``size`` ("small" or "full")."""
+        values = self.sizes[size]
+        return {name: text.format(**values) for name, text in self.templates.items()}
+
+
+# ---------------------------------------------------------------- one giant step (Cui et al.)
+_ONESTEP_HEAD = '''model = "onestep"
+method = "{method}"
+description = "{description}"
+output = "{output}.nc"
+store = "../store"
+
+[params]
+student = "tanh"
+teacher = "tanh"
+lam = 0.01
+noise = 0.0
+'''
+
+ONESTEP_CURVES = Recipe(
+    name="onestep-curves",
+    paper=CUI,
+    title="Learning curves after one giant step, several η̃, against random features",
+    what="test error vs α = n/d for η̃ = 0 (RF), 0.5, 1, 2 at α0 = 0.5: d = ∞ theory (lines) "
+         "and simulations (mean ± std over seeds); moderate steps beat RF at every α, a large step "
+         "(η̃ = 2) with few samples (α0 = 0.5) is too noisy at small α",
+    sizes={
+        "small": {"n_alpha": 16, "sim_alpha": "[0.4, 1.0, 2.0, 3.0]", "d": 400, "seeds": 3},
+        "full": {"n_alpha": 60, "sim_alpha": "[0.2, 0.6, 1.0, 1.6, 2.0, 2.5, 3.0]", "d": 2000,
+                 "seeds": 8},
+    },
+    templates={
+        "theory": _ONESTEP_HEAD.format(method="theory", output="theory",
+                                       description="d = ∞ sRF theory, one curve per eta")
+        + 'alpha0 = 0.5\nalpha = {{linspace = [0.2, 3.0, {n_alpha}]}}\nd = "inf"\n\n'
+          '[sweep]\neta = [0.0, 0.5, 1.0, 2.0]\n',
+        "simulation": _ONESTEP_HEAD.format(method="simulate", output="simulation",
+                                           description="the network itself, one run per seed")
+        + "alpha0 = 0.5\nalpha = {sim_alpha}\nd = {d}\nseeds = {seeds}\n\n"
+          "[sweep]\neta = [0.0, 0.5, 1.0, 2.0]\n",
+    },
+    draw=figures.onestep_curves,
+)
+
+ONESTEP_ALIGNMENT = Recipe(
+    name="onestep-alignment",
+    paper=CUI,
+    title="The spike's alignment with the target against α0",
+    what="overlap γ = |v·θ| of the step's spike direction with the teacher vs α0 = n0/d: theory "
+         "γ = μ1⋆/‖g‖ (independent of η̃) and the top singular vector of W1 − W0 in simulations",
+    sizes={
+        "small": {"alpha0": "[0.25, 0.5, 1.0, 2.0, 4.0]", "d": 300, "seeds": 3},
+        "full": {"alpha0": "{logspace = [-1.0, 0.9, 12]}", "d": 2000, "seeds": 8},
+    },
+    templates={
+        "simulation": _ONESTEP_HEAD.format(method="simulate", output="simulation",
+                                           description="spike overlaps over alpha0 and eta")
+        + "alpha = [1.0]\nd = {d}\nseeds = {seeds}\n\n"
+          "[sweep]\nalpha0 = {alpha0}\neta = [0.5, 1.0, 2.0]\n",
+    },
+    draw=figures.onestep_alignment,
+)
+
+ONESTEP_GAP = Recipe(
+    name="onestep-gap",
+    paper=CUI,
+    title="Error gap between random features and one giant step over (α0, η̃)",
+    what="E_RF − E_one-step at α = 2 (d = ∞ theory) on a grid of (α0, η̃): where, and by "
+         "how much, the step beats the random-features baseline",
+    sizes={
+        "small": {"n_a0": 7, "n_eta": 9},
+        "full": {"n_a0": 25, "n_eta": 25},
+    },
+    templates={
+        "theory": _ONESTEP_HEAD.format(method="theory", output="theory",
+                                       description="test error at alpha = 2 over alpha0 x eta")
+        + 'alpha = [2.0]\nd = "inf"\n\n[sweep]\nalpha0 = {{logspace = [-1.0, 1.0, {n_a0}]}}\n'
+          "eta = {{linspace = [0.0, 4.0, {n_eta}]}}\n",
+    },
+    draw=figures.onestep_gap,
+)
+
+
+# ------------------------------------------------------------ one-pass SGD (Arnaboldi et al.)
+def _sgd(method: str, output: str, description: str, params: str) -> str:
+    return (f'model = "sgd"\nmethod = "{method}"\ndescription = "{description}"\n'
+            f'output = "{output}.nc"\nstore = "../store"\n\n[params]\n'
+            'student = "erf"\nteacher = "erf"\n' + params)
+
+
+# (regime, p, k, d, gamma, noise, init_scale, t_max): the ODE starts at the overlaps the
+# simulation draws (same seed, d, init_scale), so each panel compares like with like.
+_CLASSICAL = "p = 2\nk = 2\nd = {d_cl}\ngamma = 0.015\nnoise = 0.0\ninit_scale = 0.3\n" \
+             "t_max = {t_cl}\n"
+_HIGH_DIM = "p = 2\nk = 2\nd = {d_hd}\ngamma = 1.0\nnoise = 0.05\ninit_scale = 0.3\n" \
+            "t_max = {t_hd}\n"
+_MEAN_FIELD = "p = {p_mf}\nk = 1\nd = {d_mf}\ngamma = 0.5\nnoise = 0.0\ninit_scale = 1.0\n" \
+              "t_max = {t_mf}\n"
+
+SGD_REGIMES = Recipe(
+    name="sgd-regimes",
+    paper=ARNABOLDI,
+    title="SGD risk curves in the classical, high-dimensional and mean-field regimes",
+    what="excess risk vs t = νγ/(pd), erf committees: classical (γ/p = 0.0075: the ODE is "
+         "gradient flow), high-dimensional (γ/p = 0.5, Δ = 0.05: the variance term sets a floor "
+         "above gradient flow), mean-field (p ≫ 1, γ/p = 0.005: the reduced ODE, exact as "
+         "p → ∞); simulations (mean ± std over seeds) on top",
+    sizes={
+        "small": {"d_cl": 100, "t_cl": 20, "d_hd": 1000, "t_hd": 30, "p_mf": 100, "d_mf": 100,
+                  "t_mf": 5, "seeds": 8, "seeds_mf": 4},
+        "full": {"d_cl": 1000, "t_cl": 50, "d_hd": 10000, "t_hd": 100, "p_mf": 400,
+                 "d_mf": 200, "t_mf": 10, "seeds": 16, "seeds_mf": 8},
+    },
+    templates={
+        "classical_ode": _sgd("ode", "classical_ode", "classical regime: ODE", _CLASSICAL),
+        "classical_flow": _sgd("ode", "classical_flow", "classical regime: gradient flow",
+                               _CLASSICAL + "variance = false\n"),
+        "classical_sim": _sgd("simulate", "classical_sim", "classical regime: SGD",
+                              _CLASSICAL + "seeds = {seeds}\n"),
+        "highdim_ode": _sgd("ode", "highdim_ode", "high-dimensional regime: ODE", _HIGH_DIM),
+        "highdim_flow": _sgd("ode", "highdim_flow", "high-dimensional regime: gradient flow",
+                             _HIGH_DIM + "variance = false\n"),
+        "highdim_sim": _sgd("simulate", "highdim_sim", "high-dimensional regime: SGD",
+                            _HIGH_DIM + "seeds = {seeds}\n"),
+        "meanfield_ode": _sgd("ode", "meanfield_ode", "mean-field regime: reduced ODE",
+                              _MEAN_FIELD + "wide = true\n"),
+        "meanfield_sim": _sgd("simulate", "meanfield_sim", "mean-field regime: SGD",
+                              _MEAN_FIELD + "seeds = {seeds_mf}\n"),
+    },
+    draw=figures.sgd_regimes,
+)
+
+SGD_PHASES = Recipe(
+    name="sgd-phases",
+    paper=ARNABOLDI,
+    title="Phase diagram of one-pass SGD over the exponents of p and γ",
+    what="with p ∝ d^κ and γ ∝ d^(−δ): which limit applies (classical, mean-field, "
+         "high-dimensional / mixed on the line κ + δ = 0, variance-dominated, no ODE), from "
+         "twolayer.sgd.regimes; a pure-theory figure (no experiment to run)",
+    sizes={"small": {"n": 301}, "full": {"n": 601}},
+    templates={},
+    draw=figures.sgd_phases,
+)
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    ONESTEP_CURVES, ONESTEP_ALIGNMENT, ONESTEP_GAP, SGD_REGIMES, SGD_PHASES)}

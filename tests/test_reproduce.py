@@ -1,0 +1,140 @@
+"""`twolayer reproduce`: every recipe at its small size, its numbers against references.
+
+Each recipe runs once (module fixture, in-process, ~40 s in all); the tests then check what the
+figure shows against independent figures: measured simulations, closed forms, geometry.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from twolayer.cli import main
+from twolayer.onestep import step_map
+from twolayer.reproduce import RECIPES, reproduce
+from twolayer.reproduce.figures import PHASES, gap_to_rf, phase_map
+from twolayer.sgd.regimes import classify_exponents
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repro")
+    out = {name: reproduce(name, root) for name in RECIPES}
+    return root, out
+
+
+def _open(path):
+    from twolayer.io import load_netcdf
+
+    return load_netcdf(path)
+
+
+def test_every_recipe_runs_and_writes_png_and_pdf(made):
+    _, out = made
+    for name, rep in out.items():
+        assert rep.status == "ok", (name, rep.counts)
+        png, pdf = (open(f, "rb").read(8) for f in rep.figures)
+        assert png.startswith(b"\x89PNG") and pdf.startswith(b"%PDF"), name
+        for exp, path in rep.results.items():  # the TOML text travels with every result
+            assert "[params]" in _open(path).attrs["config"], (name, exp)
+
+
+def test_onestep_curves_against_measured_simulations(made):
+    """d = ∞ theory at α = 3 vs simulations at d = p = 2000, 8 seeds (mean ± std), measured with
+    independent code (shared/reference/onestep.md): one step (η̃ = 1) 0.1447 ± 0.0062,
+    RF 0.1679 ± 0.0056; and the recipe's own d = 400 simulation where finite-d effects are small
+    (η̃ ≤ 1)."""
+    _, out = made
+    th = _open(out["onestep-curves"].results["theory"]).isel(lam=0)
+    sim = _open(out["onestep-curves"].results["simulation"]).isel(lam=0)
+    at3 = th["test_error"].sel(alpha=3.0, method="nearest")
+    assert abs(float(at3.sel(eta=1.0)) - 0.1447) < 2 * 0.0062 / np.sqrt(8) + 0.005
+    assert abs(float(at3.sel(eta=0.0)) - 0.1679) < 2 * 0.0056 / np.sqrt(8) + 0.005
+    for eta in (0.0, 0.5, 1.0):
+        s = sim.sel(eta=eta)
+        theory = np.interp(s["alpha"], th["alpha"], th["test_error"].sel(eta=eta))
+        se = s["test_error_std"].values / np.sqrt(sim.sizes["seed"])
+        assert np.all(np.abs(s["test_error_mean"].values - theory) < 3 * se + 0.06 * theory)
+
+
+def test_onestep_alignment_simulation_follows_the_closed_form(made):
+    """|v₁·θ| of the simulated step (d = 300, 3 seeds) vs γ = μ1⋆/√(μ1⋆² + E r²/α0)."""
+    _, out = made
+    sim = _open(out["onestep-alignment"].results["simulation"]).isel(alpha=0, lam=0)
+    o = sim["spike_overlap"]
+    for a0 in sim["alpha0"].values:
+        gamma = step_map("tanh", "tanh", float(a0), 1.0).alignment
+        m = o.sel(alpha0=a0)
+        se = float(m.std(("eta", "seed"), ddof=1)) / np.sqrt(sim.sizes["seed"])
+        assert abs(float(m.mean()) - gamma) < 3 * se + 0.02, (a0, float(m.mean()), gamma)
+    assert 0.35 < step_map("tanh", "tanh", 0.25, 1.0).alignment < 0.5  # the curve rises
+    assert step_map("tanh", "tanh", 4.0, 1.0).alignment > 0.85
+
+
+def test_onestep_gap_heat_map(made):
+    """RF (η̃ = 0) at α = 2 vs the measured simulation 0.2065 ± 0.0098 (d = 2000, 8 seeds);
+    the gap is zero on the η̃ = 0 row, positive for a moderate step with many samples, negative
+    for a large step with few, and the figure's cells are these numbers."""
+    _, out = made
+    th = _open(out["onestep-gap"].results["theory"])
+    rf = th["test_error"].sel(eta=0.0).squeeze()
+    assert np.ptp(rf.values) < 1e-9  # RF does not depend on α0
+    assert abs(float(rf[0]) - 0.2065) < 2 * 0.0098 / np.sqrt(8) + 0.005
+    gap = gap_to_rf(th)
+    assert np.all(gap.sel(eta=0.0).values == 0.0)
+    assert float(gap.sel(alpha0=10.0, eta=1.0, method="nearest")) > 0.05
+    assert float(gap.sel(alpha0=0.1, eta=4.0, method="nearest")) < -0.1
+    fig = RECIPES["onestep-gap"].draw({"theory": th}, RECIPES["onestep-gap"].sizes["small"])
+    cells = np.asarray(fig.axes[0].collections[0].get_array()).reshape(gap.shape)
+    np.testing.assert_allclose(cells, gap.transpose("alpha0", "eta").values)
+
+
+def test_sgd_regimes_ode_against_simulation(made):
+    """Each panel: the ODE inside the simulation's error bar (3 s.e.) plus a stated margin —
+    2% (finite d) for p = 2, 7% for the reduced ODE at p = 100 (its O(1/p) gap); the variance
+    term is negligible in the classical panel (< 1% from gradient flow) and sets a floor
+    twice gradient flow's in the high-dimensional one."""
+    _, out = made
+    res = {k: _open(v) for k, v in out["sgd-regimes"].results.items()}
+    for regime, margin in (("classical", 0.02), ("highdim", 0.02), ("meanfield", 0.07)):
+        ode, sim = res[f"{regime}_ode"], res[f"{regime}_sim"]
+        # the simulation records at whole blocks of steps, near the ODE's grid
+        np.testing.assert_allclose(ode["t"], sim["t"], rtol=0.05)
+        t, t_ode = sim["t"].values[1:], ode["t"].values[1:]
+        theory = np.interp(np.log(t), np.log(t_ode), ode["risk"].values[1:])
+        se = sim["risk_std"].values[1:] / np.sqrt(sim.sizes["seed"])
+        gap = np.abs(theory - sim["risk_mean"].values[1:])
+        assert np.all(gap < 3 * se + margin * theory), (regime, gap.max())
+    cl = res["classical_ode"]["risk"].values / res["classical_flow"]["risk"].values
+    assert np.all(np.abs(cl - 1) < 0.01)
+    assert res["highdim_ode"]["risk"].values[-1] > 2 * res["highdim_flow"]["risk"].values[-1]
+
+
+def test_sgd_phase_diagram_areas():
+    """Region areas over κ ∈ [0, 1.5], δ ∈ [−2, 1] (area 4.5) by geometry: no ODE below
+    δ = −κ − ½ (1.125), variance-dominated in the strip of height ½ (0.75), mean-field above
+    δ = −κ (2.625); classical, high-dimensional and mixed are lines (zero area)."""
+    kappa, delta = np.linspace(0, 1.5, 301), np.linspace(-2.0, 1.0, 301)
+    idx = phase_map(kappa, delta)
+    frac = {name: np.mean(idx == i) for i, name in enumerate(PHASES)}
+    assert frac["no-ODE"] == pytest.approx(1.125 / 4.5, abs=0.01)
+    assert frac["variance-dominated"] == pytest.approx(0.75 / 4.5, abs=0.01)
+    assert frac["mean-field"] == pytest.approx(2.625 / 4.5, abs=0.01)
+    assert frac["classical"] + frac["high-dimensional"] + frac["mixed"] < 0.02
+    assert classify_exponents(1.0, -1.45).name == "variance-dominated"
+
+
+def test_rerun_computes_nothing_and_cli_contract(made, capsys):
+    """A second run takes every point from the store; the CLI prints one JSON object; a bad
+    name is a one-line error with exit status 2."""
+    root, _ = made
+    assert main(["reproduce", "onestep-gap", "--dir", str(root), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["counts"]["theory"]["computed"] == 0 and got["counts"]["theory"]["cached"] == 63
+    assert got["status"] == "ok" and got["figures"][0].endswith("onestep-gap.png")
+    assert main(["reproduce", "--list", "--json"]) == 0
+    names = [r["name"] for r in json.loads(capsys.readouterr().out)["recipes"]]
+    assert names == list(RECIPES)
+    assert main(["reproduce", "no-such-figure"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown recipe" in err and len(err.strip().splitlines()) == 1
