@@ -138,3 +138,16 @@ def test_rerun_computes_nothing_and_cli_contract(made, capsys):
     assert main(["reproduce", "no-such-figure"]) == 2
     err = capsys.readouterr().err
     assert "unknown recipe" in err and len(err.strip().splitlines()) == 1
+
+
+def test_full_sizes_are_valid_experiments(tmp_path):
+    """--full is not run here (hours); its files must still validate, with the sizes stated."""
+    from twolayer.experiments import parse_config
+
+    for rec in RECIPES.values():
+        for name, text in rec.experiments("full").items():
+            exp = parse_config(text, base_dir=tmp_path, source=f"{rec.name}/{name}")
+            assert exp.output.name == f"{name}.nc"
+    sim = parse_config(RECIPES["onestep-curves"].experiments("full")["simulation"],
+                       base_dir=tmp_path)
+    assert sim.params["d"] == 2000 and sim.params["seeds"] == 8

@@ -228,7 +228,7 @@ def sgd_phases(results: dict[str, xr.Dataset], size: dict):
     handles = [Patch(color=c, label=labels[name]) for c, name in zip(colors, PHASES,
                                                                        strict=True)]
     ax.legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.9)
-    ax.set_xlim(kappa[0], kappa[-1])
+    ax.set_xlim(kappa[0] - 0.02, kappa[-1])  # the classical line κ = 0 fully visible
     ax.set_ylim(delta[0], delta[-1])
     ax.set_xlabel("κ   (width p ∝ d^κ)")
     ax.set_ylabel("δ   (learning rate γ ∝ d^(−δ))")
