@@ -17,13 +17,13 @@ Which figure (``kind="auto"``):
 2. The parameters other than ``x`` tell the curves apart:
 
    - none or one: **curves** in one panel, one per value, named in the legend;
-   - two or more: **panels**, one per value of the parameter with the fewest values (never η̃,
-     so that the random-features baseline is in every panel), a curve per value (or tuple of
-     values) of the others, if that makes at most ``MAX_PANELS`` panels of at most
-     ``MAX_PANEL_CURVES`` curves; otherwise, for exactly two parameters on a product grid with
-     ``x`` the curve axis, a **heatmap** of the value at the end of the curve axis over the two
-     (colour bar; logarithmic for SGD risks); otherwise **curves**, one per combination,
-     labelled by the tuple of values.
+   - two or more: **panels**, one per value of the parameter with the fewest values (the later
+     one on a tie; never η̃, so that the random-features baseline is in every panel), a curve
+     per value (or tuple of values) of the others, if that makes at most ``MAX_PANELS`` panels
+     of at most ``MAX_PANEL_CURVES`` curves; otherwise, for exactly two parameters on a
+     product grid with ``x`` the curve axis, a **heatmap** of the value at the end of the curve
+     axis over the two (colour bar; logarithmic for SGD risks); otherwise **curves**, one per
+     combination, labelled by the tuple of values.
 
    A result whose curve axis has a single value and whose two parameters form a product grid
    is a heatmap. ``kind=`` forces ``"curves"``, ``"panels"`` (two parameters besides ``x``) or
@@ -333,9 +333,10 @@ def _plan(data: _Data, x: str | None, kind: str) -> FigurePlan:
     families = groups([a for a in params if a != x])
     panel = None
     if kind in ("auto", "panels") and len(families) >= 2:
-        # panels: the parameter with the fewest values, never η̃ (RF stays in every panel)
+        # panels: the parameter with the fewest values (the later one on a tie), never η̃
+        # (the RF baseline stays in every panel)
         panel_f = min((f for f in families if "eta" not in f),
-                      key=lambda f: (len(f) > 1, _nunique(rows, f)))
+                      key=lambda f: (len(f) > 1, _nunique(rows, f), -families.index(f)))
         curve_fs = [f for f in families if f != panel_f]
         small = (_nunique(rows, panel_f) <= MAX_PANELS
                  and _nunique(rows, [a for f in curve_fs for a in f]) <= MAX_PANEL_CURVES)
@@ -435,8 +436,13 @@ def _title(data: _Data, plan: FigurePlan, width: int = 90) -> str:
     if data.seeds is not None:
         parts.append(f"{data.seeds} seed{'s' if data.seeds != 1 else ''} (mean ± std)")
     head = _METHOD_NAME[(data.model, data.method)]
-    parts = [q.replace(" ", "\u00a0") for q in parts]  # wrap between parts only
-    lines = textwrap.wrap(f"{head} — " + ", ".join(parts), width)
+    lines = [f"{head} —"]
+    for i, part in enumerate(parts):  # wrap between parts, never inside "d = 200"
+        part += "," if i < len(parts) - 1 else ""
+        if len(lines[-1]) + 1 + len(part) > width:
+            lines.append(part)
+        else:
+            lines[-1] += " " + part
     if data.description:
         lines = textwrap.wrap(data.description, width) + lines
     return "\n".join(lines)
