@@ -1,4 +1,4 @@
-"""``twolayer run FILE.toml`` and ``twolayer show RESULT`` (thin: parse, call, print).
+"""``twolayer run FILE.toml``, ``twolayer show RESULT``, ``twolayer plot RESULT`` (thin).
 
 Dask is imported only inside ``run`` (by the sweep runner), so ``twolayer --help`` stays fast.
 This module does not import :mod:`twolayer.cli` (which registers these commands), so either can
@@ -101,11 +101,7 @@ def show_command(
     from twolayer.experiments import format_summary, summarize
     from twolayer.io import dumps, load_netcdf
 
-    path = result
-    if result.endswith(".toml"):
-        from twolayer.experiments import load_config
-
-        path = str(load_config(result).output)
+    path = _result_path(result)
     summary = summarize(load_netcdf(path))
     if json_:
         print(dumps({**summary, "path": path}))
@@ -113,7 +109,53 @@ def show_command(
     print(format_summary(summary, path))
 
 
+def _result_path(result: str) -> str:
+    """A result file, or the output of the experiment file ``result`` (.toml)."""
+    if result.endswith(".toml"):
+        from twolayer.experiments import load_config
+
+        return str(load_config(result).output)
+    return result
+
+
+def plot_command(
+    result: Annotated[str, typer.Argument(
+        metavar="RESULT", help="A result file (.nc) of `twolayer run` or of a command's --out, "
+        "or the experiment file that wrote it.")],
+    out: Annotated[str | None, typer.Option(
+        "--out", help="FILE.png or FILE.pdf: both are written. Default: next to the result, "
+        "same name.")] = None,
+    x: Annotated[str | None, typer.Option(
+        "--x", help="Horizontal axis: alpha (one-step) or t (sgd) by default, or a swept "
+        "parameter (each run then taken at its largest alpha / final t).")] = None,
+    kind: Annotated[str, typer.Option(
+        "--kind", help="auto, curves, panels (one per value of a second parameter) or heatmap "
+        "(two swept parameters).")] = "auto",
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an existing file that is not a twolayer figure.")] = False,
+    json_: Json = False,
+) -> None:
+    """Draw the natural figure of a result, as PNG and PDF.
+
+    Learning curves (test error vs alpha, the eta = 0 random-features baseline dashed,
+    simulations with mean +- std error bars) for the one-step model; excess risk vs time on
+    log-log axes for sgd (simulations with a +-1 std band); one curve per swept value, panels for
+    a second swept parameter, a heat map (value at the largest alpha / final t) for two
+    parameters on a larger grid. Points that failed are left out and named in the legend.
+    """
+    from twolayer.experiments.figures import plot_file
+    from twolayer.io import dumps
+
+    info = plot_file(_result_path(result), out, x=x, kind=kind, overwrite=overwrite)
+    if json_:
+        print(dumps(info))
+        return
+    png, pdf = info["figures"]
+    print(f"wrote {png} and {pdf} ({info['kind']}, x = {info['x']})")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``run`` and ``show`` to the top-level app."""
+    """Add ``run``, ``show`` and ``plot`` to the top-level app."""
     app.command("run")(run_command)
     app.command("show")(show_command)
+    app.command("plot")(plot_command)

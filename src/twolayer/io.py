@@ -65,7 +65,8 @@ def load_netcdf(path: str | os.PathLike) -> xr.Dataset:
         with xr.open_dataset(p, engine="scipy") as f:
             ds = f.load()
     except (OSError, ValueError, TypeError) as e:
-        raise ParameterError(f"cannot read {str(p)!r} as NetCDF: {e}") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]  # one line
+        raise ParameterError(f"cannot read {str(p)!r} as NetCDF: {first}") from None
     for name, var in list(ds.variables.items()):
         if var.attrs.get("dtype") == "bool":
             attrs = {k: v for k, v in var.attrs.items() if k != "dtype"}
