@@ -37,17 +37,18 @@ from twolayer import activations
 from twolayer.activations import Activation
 from twolayer.errors import ModelAssumptionError
 from twolayer.gaussian import hermite_rule
-from twolayer.sgd import _kernels, orthant
+from twolayer.sgd import _kernels, orthant, smooth
 
 __all__ = ["Engine", "engine", "error_weights"]
 
 _TWO_PI = 2.0 / math.pi
 _NODES_2D = 40  # per axis, smooth activations
 _NODES_2D_KINK = 160  # per axis when a kinked activation has no closed form for the pair
-# 4-D Gauss–Hermite, per axis (10⁴ nodes): exact for polynomials of degree ≤ 19 per axis; for
-# erf/tanh-like σ' the relative error of the variance term is ~1e-5 at Ω ~ 0.3 and ~0.6% at Ω ~ 1.
+# 4-D Gauss–Hermite for polynomial activations only, per axis (10⁴ nodes): exact for degree ≤ 19
+# per axis (σ'σ'h_a h_b has degree ≤ 14 for he4). Smooth activations: twolayer.sgd.smooth.
 _NODES_4D = 10
 _RELU, _LINEAR = activations.get("relu"), activations.get("linear")
+_POLYNOMIAL = frozenset({"linear", "square", "he1", "he2", "he3", "he4"})
 
 
 def error_weights(p: int, k: int) -> np.ndarray:
@@ -112,6 +113,11 @@ def _pair_quad(f, g, caa, cbb, cab, n: int):
 
 
 _FNS = {"ff": ("fn", "fn"), "d1d1": ("deriv", "deriv"), "d2f": ("deriv2", "fn")}
+
+
+def _polynomial(act: Activation) -> bool:
+    """A built-in polynomial activation (Gauss–Hermite rules are exact for it)."""
+    return act.name in _POLYNOMIAL and act is activations.get(act.name)
 
 
 def _closed(fa: Activation, fb: Activation) -> bool:
@@ -225,8 +231,10 @@ class Engine:
                 f"{self.student.name}/{self.teacher.name}. Use gradient flow (variance off) "
                 "or a smooth activation"
             )
-        else:
+        elif _polynomial(self.student) and _polynomial(self.teacher):
             quad = _i4_contracted_quad(self, omega, p, v)
+        else:
+            quad = smooth.variance_sum(self.student, self.teacher, omega, p, v)
         return quad + noise * j2
 
 
@@ -240,7 +248,10 @@ def _rule_4d(n: int):
 
 
 def _i4_contracted_quad(eng: Engine, omega, p, v, chunk: int = 256):
-    """Σ_ab v_a v_b E[σ'_j σ'_l h_a h_b] by 4-D Gauss–Hermite, using j ≤ l and a ≤ b."""
+    """Σ_ab v_a v_b E[σ'_j σ'_l h_a h_b] by 4-D Gauss–Hermite, using j ≤ l and a ≤ b.
+
+    For polynomial activations only (exact there); smooth ones go to :mod:`twolayer.sgd.smooth`.
+    """
     n = omega.shape[0]
     nodes, w = _rule_4d(_NODES_4D)
     jj, ll = np.triu_indices(p)
