@@ -9,14 +9,15 @@ correlated with, earlier ones: that axis then has a single node), z ~ N(0, I₄)
 
 - (z_1, z_2) carry σ'(x_j) σ'(x_l), on one grid shared by every (a, b) of the pair (j, l);
 - z_3 carries h_a given (x_j, x_l), on one grid shared by every b;
-- z_4 is integrated in closed form up to a 1-D table: given (x_j, x_l, x_a), x_b has the mean
-  y = Σ_{c≤3} L_bc z_c and the std L_bb, and E[h_b | ·] = m_b(y) = E[h_b(y + L_bb ζ)] is
-  tabulated on a uniform y-grid (spacing 1/32) and interpolated (4-point Lagrange).
+- z_4 goes into a 1-D table: given (x_j, x_l, x_a), x_b has the mean y = Σ_{c≤3} L_bc z_c and
+  the std L_bb, and E[h_b | ·] = m_b(y) = E[h_b(y + L_bb ζ)] is tabulated on a uniform y-grid
+  (spacing ≤ 1/32) and interpolated (4-point Lagrange).
 
 An a in {j, l} has no z_3 integral, and of a pair (a, b) with one unit in {j, l} that one is
-put in the place of a. The cost per (j, l) is the z_1 z_2 z_3 grid times the number of pairs
-(a, b) outside {j, l}: O(p² n² N³) in all, n = p + k, N ~ 20 nodes per axis at Ω ≲ 0.3 and
-2·radius·√Ω_max/h_x at large Ω.
+put in the place of a. Outer nodes where w σ'σ' is below 1e-12 of its largest value are dropped
+(σ' decays for tanh, sigmoid, softplus). The cost is one z_1 z_2 z_3 grid and one m_b table per
+(j ≤ l, a ≤ b): O(p² n² N³), n = p + k, with N = 25 nodes per axis for Ω ≲ 0.34 and
+≈ 2·radius·√Ω_max/h_x = 40 √Ω_max above.
 
 Every 1-D rule is the trapezoid rule on N(0, 1) (:func:`twolayer.gaussian.trapezoid_rule`), with
 the spacing of axis c chosen in x-units: h_c = min(h_z, h_x / max_r |L_rc|). It converges
