@@ -28,7 +28,7 @@ The contracted I4 is closed for erf (Saad & Solla), reduces to I2 for a linear s
 activations go to :mod:`twolayer.sgd.smooth`: sequential conditioning on (x_j, x_l, x_a, x_b),
 trapezoid rules in x-units, the last integral as a tabulated smoothed function; ≤ 3e-7 of the
 scale against an independent dense quadrature (the former 4-D Gauss–Hermite was ~10% off at
-Ω_jj ≈ 2.4, and 3–20× slower at p = k = 8 to 2). For a relu student with a relu or linear
+Ω_jj ≈ 2.4, and ~5–30× slower at p = k = 8 to 2). For a relu student with a relu or linear
 teacher it is exact (:mod:`twolayer.sgd.orthant`): relu = x·θ(x) and relu' = θ turn every term
 into a truncated moment E[x_a x_b 1{x_S > 0}] over an orthant of dimension ≤ 4, reduced by
 Stein's lemma to orthant probabilities (closed up to dimension 3, one 1-D integral in
