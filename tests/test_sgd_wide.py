@@ -47,6 +47,37 @@ def test_reduced_flow_equals_full_flow_when_q_perp_is_diagonal(student, teacher,
     assert sys.risk(M, q) == pytest.approx(float(eng.risk(om, p)), rel=1e-12)
 
 
+@pytest.mark.parametrize(("student", "teacher", "k"), [
+    ("tanh", "tanh", 1), ("tanh", "tanh", 2), ("sigmoid", "tanh", 2), ("softplus", "sin", 2),
+    ("tanh", "linear", 1), ("square", "tanh", 2),
+])
+def test_reduced_flow_equals_full_flow_for_smooth_activations_at_large_variance(student, teacher,
+                                                                                 k):
+    """Both sides by quadrature, with different rules (the full engine: 2-D pairs and the
+    conditioned 4-D variance term of twolayer.sgd.smooth; the reduction: z-moments and a
+    k-dimensional ν-rule), at diag Q up to ~8 and students nearly in the span (q = 0.02).
+    The default (trapezoid) rules agree to 1e-6; the former Gauss–Hermite defaults did not."""
+    rng = np.random.default_rng(4)
+    P = np.diag(rng.uniform(1.0, 2.0, k))
+    M = rng.normal(0.0, 1.2, (4, k))
+    q = np.array([0.02, 0.5, 2.0, 3.5])
+    p, p_inv = 4, np.linalg.inv(P)
+    om = omega_of(M @ p_inv @ M.T + np.diag(q), M, P)
+    dq_full, dm_full = engine(student, teacher).flow(om, p, 0.1, 1.0 / p)
+    expected_dq = np.diag(dq_full) - 2 * np.einsum("jr,rs,js->j", dm_full, p_inv, M)
+
+    def rel_errors(n_nu, n_z):
+        sys = _system(student, teacher, P, p, 1.0, 0.1, n_nu=n_nu, n_z=n_z)
+        out = sys.rhs(0.0, sys.pack(M, q))
+        dm, dq = out[: M.size].reshape(M.shape), out[M.size:]
+        return (np.abs(dm - dm_full).max() / np.abs(dm_full).max(),
+                np.abs(dq - expected_dq).max() / np.abs(expected_dq).max())
+
+    assert max(rel_errors(None, None)) < 1e-6
+    if student == "tanh" and teacher == "tanh":
+        assert max(rel_errors({1: 48, 2: 20}[k], 24)) > 1e-3
+
+
 @pytest.mark.parametrize(("student", "teacher"), [("relu", "relu"), ("tanh", "tanh")])
 def test_reduced_variance_term_vs_monte_carlo(student, teacher):
     """E[(e² + Δ) σ'(λ_j)²] from the reduction vs 4e6 samples (relu: the full engine has none)."""

@@ -9,10 +9,18 @@ Smooth integrands use Gauss–Hermite (probabilists' weight, exact for polynomia
 Gauss–Hermite; pass their locations in z-space as ``breaks`` and the integral is split there and
 done by Gauss–Legendre on each piece of [−L, L] (L = 12, outside which the Gaussian mass is
 below 1e-32).
+
+Gauss–Hermite is exact for polynomials but slow for functions with complex singularities close
+to the real axis: E[f(s z)] with f = tanh' = sech² (poles at ±iπ/2) needs n ∝ s² nodes (n = 40
+is 2e-3 off for sech⁴ at s = 1.5). :func:`trapezoid_rule` is the rule for such smooth
+integrands: the trapezoid rule in z with a spacing chosen in x-units, h = min(h_z, h_x/s). Its
+error decays like exp(−π·a/h_x) for f analytic in the strip |Im x| < a whatever s, and like
+exp(−2π²/h_z²) from the Gaussian itself.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import cache
 
@@ -20,10 +28,18 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from numpy.polynomial.legendre import leggauss
 
-__all__ = ["expect", "hermite_rule"]
+__all__ = ["expect", "hermite_rule", "trapezoid_rule"]
 
 _L = 12.0
 _SQRT2PI = np.sqrt(2.0 * np.pi)
+# The trapezoid rule: spacing in x-units, largest spacing in z, half-width in z. For the worst
+# built-in case, E[sech⁴ tanh²(x)] (poles of order 6 at ±iπ/2), the relative error is ≤ 2e-6
+# for every std s from 0.05 to 3 (≤ 1e-9 for sigmoid, softplus, sin; 3e-5 at h_x = 0.4). The
+# half-width 7 (not 6) is for integrands that grow like a polynomial: the SGD-variance term of
+# an he3 student (degree 10) is 1e-4 off at 6, 2e-7 at 7.
+TRAPEZOID_H_X = 0.35
+TRAPEZOID_H_Z = 0.6
+TRAPEZOID_RADIUS = 7.0
 
 
 @cache
@@ -31,6 +47,21 @@ def hermite_rule(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the n-point Gauss–Hermite rule for the N(0, 1) measure."""
     x, w = hermegauss(n)
     return x, w / w.sum()
+
+
+def trapezoid_rule(scale: float = 1.0, h_x: float = TRAPEZOID_H_X, h_z: float = TRAPEZOID_H_Z,
+                   radius: float = TRAPEZOID_RADIUS) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights for E[f(scale·z)], z ~ N(0, 1), f smooth: the trapezoid rule.
+
+    Spacing h = min(h_z, h_x/scale) in z (h_x in the units of f's argument), nodes 0, ±h, … up to
+    ``radius``; weights ∝ e^{−z²/2}, summing to 1. ``scale`` = 0 gives the single node 0.
+    """
+    if scale <= 0.0:
+        return np.zeros(1), np.ones(1)
+    h = min(h_z, h_x / scale)
+    z = h * np.arange(-math.ceil(radius / h), math.ceil(radius / h) + 1)
+    w = np.exp(-0.5 * z * z)
+    return z, w / w.sum()
 
 
 @cache
