@@ -151,3 +151,18 @@ def test_full_sizes_are_valid_experiments(tmp_path):
     sim = parse_config(RECIPES["onestep-curves"].experiments("full")["simulation"],
                        base_dir=tmp_path)
     assert sim.params["d"] == 2000 and sim.params["seeds"] == 8
+
+
+def test_a_foreign_file_in_place_of_the_figure_is_refused(tmp_path):
+    """The figure replaces only a figure twolayer wrote (or anything, with overwrite)."""
+    from twolayer.errors import ParameterError
+
+    folder = tmp_path / "sgd-phases" / "small"
+    folder.mkdir(parents=True)
+    (folder / "sgd-phases.png").write_text("my notes")
+    with pytest.raises(ParameterError, match="not a figure written by twolayer"):
+        reproduce("sgd-phases", tmp_path)
+    assert (folder / "sgd-phases.png").read_text() == "my notes"
+    rep = reproduce("sgd-phases", tmp_path, overwrite=True)
+    assert open(rep.figures[0], "rb").read(4) == b"\x89PNG"
+    reproduce("sgd-phases", tmp_path)  # our own figure is refreshed without overwrite

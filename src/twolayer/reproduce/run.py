@@ -77,6 +77,7 @@ def reproduce(name: str, directory: str | os.PathLike = "twolayer-reproduce", *,
     import matplotlib.pyplot as plt
 
     from twolayer.experiments import parse_config, run_experiment
+    from twolayer.experiments.figures import save_figure
 
     rec = recipe(name)
     if size not in SIZES:
@@ -98,8 +99,10 @@ def reproduce(name: str, directory: str | os.PathLike = "twolayer-reproduce", *,
         counts[exp_name] = {k: int(info[k]) for k in ("points", "ok", "failed", "computed",
                                                        "cached")}
     fig = rec.draw(results, rec.sizes[size])
-    figures = [str(folder / f"{rec.name}.{ext}") for ext in ("png", "pdf")]
-    for path in figures:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return Reproduction(rec.name, size, figures, paths, counts, time.perf_counter() - t0)
+    try:  # atomic; a file there that is not a twolayer figure is refused unless overwrite
+        written = save_figure(fig, folder / f"{rec.name}.png", folder / f"{rec.name}.pdf",
+                              overwrite=overwrite)
+    finally:
+        plt.close(fig)
+    return Reproduction(rec.name, size, [str(p) for p in written], paths, counts,
+                        time.perf_counter() - t0)
