@@ -31,17 +31,17 @@ def main(full: bool) -> dict:
     kw = dict(alpha0=0.5, eta=1.0, lam=0.01)
     alphas20 = np.linspace(0.2, 3.0, 20)
     out = {}
-    theory("tanh", "tanh", alphas=[1.0], **kw)  # warm caches
-    out["theory_d_inf_20_alpha_s"] = timed(lambda: theory("tanh", "tanh", alphas=alphas20, **kw))
+    theory("tanh", "tanh", alpha=[1.0], **kw)  # warm caches
+    out["theory_d_inf_20_alpha_s"] = timed(lambda: theory("tanh", "tanh", alpha=alphas20, **kw))
     out["theory_finite_d1000_20_alpha_s"] = timed(
-        lambda: theory("tanh", "tanh", alphas=alphas20, d=1000, **kw), repeat=1)
+        lambda: theory("tanh", "tanh", alpha=alphas20, d=1000, **kw), repeat=1)
     cli = [sys.executable, "-m", "twolayer", "onestep", "theory", "--alpha",
            ",".join(f"{a:.3f}" for a in alphas20), "--json"]
     out["cli_theory_20_alpha_s"] = timed(lambda: subprocess.run(cli, capture_output=True), 3)
     d = 2000 if full else 1000
     sim_alphas = [0.2, 0.6, 1.0, 1.6, 2.0, 3.0]
     out[f"simulate_d{d}_3seeds_6alpha_s"] = timed(
-        lambda: simulate("tanh", "tanh", alphas=sim_alphas, d=d, seeds=3, **kw), repeat=1)
+        lambda: simulate("tanh", "tanh", alpha=sim_alphas, d=d, seeds=3, **kw), repeat=1)
     out["speedup_theory_vs_reference"] = REF_THEORY_CURVE_S / out["theory_d_inf_20_alpha_s"]
     if full:
         out["speedup_simulation_vs_reference"] = (

@@ -17,6 +17,7 @@ largest |dQ/dt|, i.e. the former rules' error (the new ones are good to ~1e-7).
 import json
 import sys
 import time
+from functools import partial
 from unittest import mock
 
 import numpy as np
@@ -28,7 +29,9 @@ from twolayer.sgd import _kernels, engine, integrals, ode, simulate
 from twolayer.sgd.init import initial_overlaps, initial_weights, omega_of
 from twolayer.sgd.integrals import error_weights
 from twolayer.sgd.simulate import _numpy_block
-from twolayer.sgd.wide import _WideSystem, ode_wide, reduced_overlaps
+from twolayer.sgd.wide import _WideSystem, reduced_overlaps
+
+ode_wide = partial(ode, reduction="wide")  # the large-width reduction
 
 REF_ODE_S = 268.7
 REF_RHS_P32_S = 41.593e-3

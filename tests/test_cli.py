@@ -36,7 +36,7 @@ def test_theory_json_matches_library(capsys):
     obj = json.loads(out)
     assert code == 0
     assert {"alpha", "test_error", "converged", "params", "version"} <= obj.keys()
-    ds = theory("tanh", "tanh", alpha0=0.5, eta=1, lam=0.01, alphas=[0.2, 1, 3])
+    ds = theory("tanh", "tanh", alpha0=0.5, eta=1, lam=0.01, alpha=[0.2, 1, 3])
     assert obj["test_error"] == pytest.approx(ds["test_error"].values[:, 0].tolist(), rel=1e-12)
     assert obj["params"]["alpha0"] == 0.5 and obj["version"] == __version__
 

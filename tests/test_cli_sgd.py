@@ -1,6 +1,7 @@
 """`twolayer sgd`: JSON contract, files, and exit status 2 with one line for user mistakes."""
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
@@ -8,7 +9,9 @@ import xarray as xr
 
 from twolayer import __version__
 from twolayer.cli import main
-from twolayer.sgd import initial_overlaps, ode, ode_wide
+from twolayer.sgd import initial_overlaps, ode
+
+ode_wide = partial(ode, reduction="wide")  # the large-width reduction
 
 ODE = ["sgd", "ode", "--student", "erf", "--teacher", "erf", "--p", "2", "--k", "2", "--d", "100",
        "--gamma", "0.5", "--t-max", "10"]
@@ -34,15 +37,15 @@ def test_ode_json_is_the_library_result(capsys):
 
 
 def test_wide_ode_json_is_the_reduced_library_result(capsys):
-    args = ["sgd", "ode", "--wide", "--p", "200", "--k", "1", "--d", "400", "--gamma", "1",
-            "--t-max", "3", "--json"]
+    args = ["sgd", "ode", "--reduction", "wide", "--p", "200", "--k", "1", "--d", "400",
+            "--gamma", "1", "--t-max", "3", "--json"]
     code, out, _ = run(capsys, args)
     assert code == 0
     obj = json.loads(out)
     assert {"t", "risk", "status", "M", "q", "params"} <= obj.keys() and "Q" not in obj
     ref = ode_wide("erf", "erf", p=200, k=1, d=400, gamma=1.0, t_max=3.0)
     np.testing.assert_allclose(obj["risk"], ref["risk"].values, rtol=1e-12)
-    assert len(obj["q"]) == 200 and obj["params"]["reduced"] is True
+    assert len(obj["q"]) == 200 and obj["reduction"] == "wide"
 
 
 def test_simulate_json_has_the_contract_keys_and_starts_at_the_ode(capsys):
@@ -96,12 +99,12 @@ def _bad_init(tmp_path, name, obj):
         (["--gamma", "nan"], "'gamma'"),
         (["--noise", "-1"], "'noise'"),
         (["--t-max", "-1"], "'t_max'"),
-        (["--method", "magic"], "method"),
+        (["--solver", "magic"], "solver"),
         (["--p", "two"], "two"),
     ],
 )
 def test_bad_arguments_exit_2(capsys, extra, needle):
-    for base in (ODE,) if extra[0] == "--method" else (ODE, SIM):
+    for base in (ODE,) if extra[0] == "--solver" else (ODE, SIM):
         code, out, err = run(capsys, [*base, *extra])
         assert code == 2, err
         assert out == "" and "Traceback" not in err and needle in err

@@ -4,6 +4,7 @@ Every sweep's merged Dataset is checked point by point against calling the libra
 with the same parameters. The resume test kills a real `python -m twolayer run` process.
 """
 
+import importlib
 import json
 import os
 import signal
@@ -68,7 +69,7 @@ def test_local_cluster_sweep_equals_the_library(tmp_path, capsys):
     for eta in (0.0, 1.0):
         for alpha0 in (0.5, 2.0):
             ref = onestep_simulate("tanh", "tanh", alpha0=alpha0, eta=eta, lam=[0.01, 0.1],
-                                   alphas=[0.5, 1.5], d=60, seeds=2, n_test=300)
+                                   alpha=[0.5, 1.5], d=60, seeds=2, n_test=300)
             got = ds.sel(eta=eta, alpha0=alpha0)
             for var in ("test_error", "train_error", "spike_sv", "spike_overlap"):
                 np.testing.assert_allclose(got[var].values, ref[var].values, rtol=BLAS_RTOL)
@@ -113,7 +114,7 @@ def test_changing_seed_or_d_never_hits_the_cache(tmp_path):
         again, info = run_experiment(load_config(cfg), workers=0, overwrite=True)
         assert (info["computed"], info["cached"]) == (2, 0)
         ref = onestep_simulate("tanh", "tanh", alpha0=0.5, eta=1.0, lam=[0.01, 0.1],
-                               alphas=[0.5, 1.5], n_test=300, seeds=2, d=d,
+                               alpha=[0.5, 1.5], n_test=300, seeds=2, d=d,
                                seed=int(change[-1]))
         got = again["test_error"].sel(eta=1.0).values
         np.testing.assert_allclose(got, ref["test_error"].values, rtol=BLAS_RTOL)
@@ -131,8 +132,10 @@ def _changed(name, value):
         return not value
     if name in ("student", "teacher"):
         return "relu" if value != "relu" else "tanh"
-    if name == "method":
+    if name == "solver":
         return "RK45"
+    if name == "reduction":
+        return "wide"
     if name == "d" and value == "inf":
         return 100
     if isinstance(value, list):
@@ -141,7 +144,7 @@ def _changed(name, value):
         return value + 1
     if isinstance(value, float):
         return value * 2 + 0.5
-    return 7  # onestep simulate's p = None
+    return 7  # onestep simulate's p = None, sgd ode's rtol, n_nu, n_z = None
 
 
 @pytest.mark.parametrize("model,method", [("onestep", "theory"), ("onestep", "simulate"),
@@ -188,7 +191,7 @@ def test_activation_definitions_and_version_enter_the_key(monkeypatch):
     assert d.key != c.key and d.payload["code"] == "edited source"
     # a worker whose code differs refuses the point, and the next run retries it
     rec = worker_mod.compute_point(d.key, d.payload)
-    assert rec.status == "error" and rec.transient and "source differs" in rec.reason
+    assert rec.status == "failed" and rec.transient and "source differs" in rec.reason
 
 
 def test_a_stored_point_is_only_reused_for_its_own_payload(tmp_path):
@@ -235,26 +238,28 @@ def test_failed_points_are_recorded_and_the_rest_completes(tmp_path, capsys):
 def test_exceptions_are_recorded_and_unexpected_ones_retried(tmp_path, monkeypatch):
     cfg = write(tmp_path, 'model = "onestep"\nmethod = "theory"\n[params]\nalpha = [1.0]\n'
                 '[sweep]\nstudent = ["tanh", "square", "erf"]\n')
-    real = worker_mod.RUNNERS[("onestep", "theory")]
+    theory_mod = importlib.import_module("twolayer.onestep.theory")  # the module, not the function
 
-    def flaky(p):
-        if p["student"] == "erf":
+    real = theory_mod.theory
+
+    def flaky(prm):
+        if prm.student == "erf":
             raise MemoryError("out of memory")
-        return real(p)
+        return real(prm)
 
-    monkeypatch.setitem(worker_mod.RUNNERS, ("onestep", "theory"), flaky)
+    monkeypatch.setattr(theory_mod, "theory", flaky)
     ds, info = run_experiment(load_config(cfg), workers=0)
-    assert list(ds["status"].values) == ["ok", "error", "error"]
+    assert list(ds["status"].values) == ["ok", "failed", "failed"]
     assert ds["reason"].values[1].startswith("ModelAssumptionError: student 'square'")
     assert ds["reason"].values[2] == "MemoryError: out of memory"
     assert np.isnan(ds["test_error"].sel(student="erf")).all()
-    ref = theory("tanh", "tanh", alpha0=0.5, eta=1.0, lam=0.01, alphas=[1.0])
+    ref = theory("tanh", "tanh", alpha0=0.5, eta=1.0, lam=0.01, alpha=[1.0])
     assert ds["test_error"].sel(student="tanh").item() == ref["test_error"].item()
-    monkeypatch.setitem(worker_mod.RUNNERS, ("onestep", "theory"), real)
+    monkeypatch.setattr(theory_mod, "theory", real)
     ds, info = run_experiment(load_config(cfg), workers=0)
     assert (info["computed"], info["cached"]) == (1, 2)  # only the machine's failure again
-    assert list(ds["status"].values) == ["ok", "error", "ok"]
-    ref = theory("erf", "tanh", alpha0=0.5, eta=1.0, lam=0.01, alphas=[1.0])
+    assert list(ds["status"].values) == ["ok", "failed", "ok"]
+    ref = theory("erf", "tanh", alpha0=0.5, eta=1.0, lam=0.01, alpha=[1.0])
     assert ds["test_error"].sel(student="erf").item() == ref["test_error"].item()
 
 
@@ -351,7 +356,7 @@ def test_a_killed_run_resumes_with_exactly_the_missing_points(tmp_path):
     xr.testing.assert_equal(resumed, load_netcdf(other / "out.nc"))  # all but the run attrs
     assert resumed.attrs["point_cached"].sum() == len(stored)
     ref = theory("tanh", "tanh", alpha0=1.0, eta=2.0, lam=[0.01, 0.1],
-                 alphas=np.linspace(0.1, 5, 100))
+                 alpha=np.linspace(0.1, 5, 100))
     np.testing.assert_array_equal(resumed["test_error"].sel(eta=2.0, alpha0=1.0).values,
                                   ref["test_error"].values)
 
@@ -371,7 +376,7 @@ def test_examples_cover_every_method_and_run(tmp_path):
     cfg = write(tmp_path, found[("onestep", "theory")].read_text())
     ds, info = run_experiment(load_config(cfg), workers=0)
     assert info["ok"] == 8
-    ref = theory("tanh", "tanh", alpha0=2.0, eta=1.0, lam=0.01, alphas=np.linspace(0.2, 3, 15))
+    ref = theory("tanh", "tanh", alpha0=2.0, eta=1.0, lam=0.01, alpha=np.linspace(0.2, 3, 15))
     np.testing.assert_array_equal(ds["test_error"].sel(eta=1.0, alpha0=2.0).values,
                                   ref["test_error"].values)
 
@@ -391,5 +396,5 @@ def test_a_swept_d_with_inf_is_a_numeric_axis(tmp_path):
                 '[sweep]\nd = ["inf", 200]\n')
     ds, _ = run_experiment(load_config(cfg), workers=0)
     assert ds["d"].values.tolist() == [np.inf, 200.0]
-    ref = theory("tanh", "tanh", alpha0=0.5, eta=1.0, lam=0.01, alphas=[1.0], d=200)
+    ref = theory("tanh", "tanh", alpha0=0.5, eta=1.0, lam=0.01, alpha=[1.0], d=200)
     assert ds["test_error"].sel(d=200).item() == ref["test_error"].item()

@@ -1,16 +1,13 @@
 """Experiment files: validation errors (exit 2, one line, nothing written), sweep specs, names."""
 
-import inspect
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from twolayer import cli, cli_sgd
 from twolayer.cli import main
 from twolayer.experiments import parse_config
-from twolayer.experiments.config import METHODS
 
 BASE = """\
 model = "onestep"
@@ -136,31 +133,3 @@ def test_hyphenated_names_paths_and_defaults(tmp_path):
                                          r"for p=1, k=1; the experiment asks p=2, k=2"):
         parse_config('model = "sgd"\nmethod = "ode"\n[params]\ninit = "sub/start.json"\n',
                      base_dir=tmp_path)
-
-
-def _cli_default(name, value):
-    if name in ("alpha", "lam"):
-        return [float(x) for x in value.split(",")]
-    return value
-
-
-@pytest.mark.parametrize("key,command", [
-    (("onestep", "theory"), cli.onestep_theory),
-    (("onestep", "simulate"), cli.onestep_simulate),
-    (("sgd", "ode"), cli_sgd.sgd_ode),
-    (("sgd", "simulate"), cli_sgd.sgd_simulate),
-])
-def test_parameter_names_and_defaults_are_the_command_lines(key, command):
-    options = inspect.signature(command).parameters
-    fields = METHODS[key].model_fields
-    for name, f in fields.items():
-        assert name in options, f"{name} is not an option of twolayer {' '.join(key)}"
-        default = f.get_default(call_default_factory=True)
-        assert default == _cli_default(name, options[name].default), name
-
-
-def test_the_ode_integrators_are_the_librarys():
-    from twolayer.experiments.config import ODE_METHODS
-    from twolayer.sgd.ode import METHODS as LIB_METHODS
-
-    assert ODE_METHODS == LIB_METHODS

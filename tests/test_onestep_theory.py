@@ -28,7 +28,7 @@ def test_step_map_matches_reference_srf_parameters():
 
 @pytest.mark.parametrize("eta,ref", [(1.0, SIM_STEP), (0.0, SIM_RF)])
 def test_d_inf_theory_matches_reference_simulations(eta, ref):
-    ds = theory("tanh", "tanh", alpha0=0.5, eta=eta, lam=0.01, alphas=ALPHAS)
+    ds = theory("tanh", "tanh", alpha0=0.5, eta=eta, lam=0.01, alpha=ALPHAS)
     assert bool(ds["converged"].all())
     for a, (mean, std) in ref.items():
         got = float(ds["test_error"].sel(alpha=a).item())
@@ -50,7 +50,7 @@ def test_linear_rf_equals_exact_ridge_formula(beta, lam):
         th /= np.linalg.norm(th)
         errs.append([linear_rf_error(w, th, a, lam, noise=0.2) for a in (0.5, 1.5, 3.0)])
     exact, se = np.mean(errs, axis=0), np.std(errs, axis=0, ddof=1) / np.sqrt(len(errs))
-    ds = rf_theory("linear", "linear", lam=lam, alphas=[0.5, 1.5, 3.0], beta=beta, noise=0.2)
+    ds = rf_theory("linear", "linear", lam=lam, alpha=[0.5, 1.5, 3.0], beta=beta, noise=0.2)
     assert np.all(np.abs(ds["test_error"].values[:, 0] - exact) <= 3 * se + 0.005 * exact)
 
 
@@ -68,7 +68,7 @@ def test_mp_rule_against_finite_draws():
 
 
 def test_finite_d_theory_approaches_d_inf():
-    kw = dict(alpha0=0.5, eta=1.0, lam=0.01, alphas=[0.6, 2.0])
+    kw = dict(alpha0=0.5, eta=1.0, lam=0.01, alpha=[0.6, 2.0])
     inf = theory("tanh", "tanh", **kw)["test_error"].values[:, 0]
     # Draw-to-draw spread comes from the teacher's projections H' (relative ~√(2/p)); averaged
     # over draws the finite-d theory has no visible bias with respect to d = ∞.
@@ -81,7 +81,7 @@ def test_finite_d_theory_approaches_d_inf():
 
 def test_one_step_beats_random_features():
     """Non-linear teacher, α0 = 2, η̃ = 2: the step lowers the error by a wide margin."""
-    kw = dict(lam=0.01, alphas=[0.5, 1.0, 2.0, 3.0])
+    kw = dict(lam=0.01, alpha=[0.5, 1.0, 2.0, 3.0])
     step = theory("tanh", "tanh", alpha0=2.0, eta=2.0, **kw)["test_error"].values[:, 0]
     rf = rf_theory("tanh", "tanh", **kw)["test_error"].values[:, 0]
     assert np.all(step < 0.6 * rf)
@@ -89,21 +89,21 @@ def test_one_step_beats_random_features():
 
 def test_theory_refuses_models_without_spiked_form():
     with pytest.raises(ModelAssumptionError, match="no uniform spike"):
-        theory("square", "tanh", alpha0=1, eta=1, lam=0.01, alphas=[1.0])
+        theory("square", "tanh", alpha0=1, eta=1, lam=0.01, alpha=[1.0])
     with pytest.raises(ModelAssumptionError, match="per-neuron"):
-        theory("relu", "he2", alpha0=1, eta=1, lam=0.01, alphas=[1.0])
+        theory("relu", "he2", alpha0=1, eta=1, lam=0.01, alpha=[1.0])
 
 
 def test_non_convergence_is_flagged_and_warned():
     with pytest.warns(ConvergenceWarning, match="did not converge"):
-        ds = theory("tanh", "tanh", alpha0=0.5, eta=1, lam=0.01, alphas=[0.5, 2.0], max_iter=5)
+        ds = theory("tanh", "tanh", alpha0=0.5, eta=1, lam=0.01, alpha=[0.5, 2.0], max_iter=5)
     assert not bool(ds["converged"].any())
     assert np.all(ds["residual"].values > 1e-10)
     assert np.all(ds["iterations"].values == 5)
 
 
 def test_vectorised_grid_equals_pointwise():
-    grid = theory("tanh", "sin", alpha0=1, eta=1.5, lam=[0.01, 0.1], alphas=[0.5, 2.0])
-    one = theory("tanh", "sin", alpha0=1, eta=1.5, lam=0.1, alphas=[2.0])
+    grid = theory("tanh", "sin", alpha0=1, eta=1.5, lam=[0.01, 0.1], alpha=[0.5, 2.0])
+    one = theory("tanh", "sin", alpha0=1, eta=1.5, lam=0.1, alpha=[2.0])
     assert grid["test_error"].sel(alpha=2.0, lam=0.1).item() == pytest.approx(
         one["test_error"].item(), rel=1e-8)

@@ -110,7 +110,7 @@ def test_classical_reference_curve():
 def test_euler_matches_adaptive():
     kw = dict(p=2, k=2, gamma=0.5, noise=0.01, t_max=5.0, d=1000)
     a = ode("erf", "erf", **kw)["risk"].values
-    e = ode("erf", "erf", method="euler", dt=1e-3, **kw)["risk"].values
+    e = ode("erf", "erf", solver="euler", dt=1e-3, **kw)["risk"].values
     np.testing.assert_allclose(e, a, rtol=2e-3)
 
 

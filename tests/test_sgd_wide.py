@@ -1,5 +1,7 @@
 """The large-width reduced ODE against the full ODE, Monte Carlo and the simulation."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -7,7 +9,9 @@ from twolayer import activations
 from twolayer.sgd import ode, simulate
 from twolayer.sgd.init import Overlaps, initial_weights, omega_of
 from twolayer.sgd.integrals import engine
-from twolayer.sgd.wide import Reduced, _WideSystem, ode_wide, reduced_overlaps
+from twolayer.sgd.wide import Reduced, _WideSystem, reduced_overlaps
+
+ode_wide = partial(ode, reduction="wide")  # the large-width reduction
 
 
 def _reduced_state(seed: int, p: int = 5, k: int = 2):

@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from twolayer.errors import ConfigError, ParameterError
+from twolayer.params import METHODS, Params, expand_spec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,136 +46,6 @@ else:  # pragma: no cover
 __all__ = ["METHODS", "Experiment", "load_config", "parse_config"]
 
 MAX_POINTS = 100_000
-ODE_METHODS = ("auto", "BDF", "LSODA", "RK45", "DOP853", "Radau", "euler")
-SPECS = ("linspace", "logspace", "range")
-
-
-# --------------------------------------------------------------------------- parameter models
-def _activation(v: Any) -> str:
-    from twolayer import activations
-
-    if not isinstance(v, str):
-        raise ValueError(f"must be an activation name (a string); got {v!r}")
-    activations.get(v)  # UnknownActivationError (a ValueError) lists the known names
-    return v
-
-
-def _grid(v: Any, *, positive: bool) -> list[float]:
-    """A number, a non-empty list of numbers or a {linspace|logspace|range} spec → floats."""
-    if isinstance(v, dict):
-        v = expand_spec(v)
-    vals = v if isinstance(v, list) else [v]
-    if not vals:
-        raise ValueError("must hold at least one value")
-    out = []
-    for x in vals:
-        if isinstance(x, bool) or not isinstance(x, (int, float)):
-            raise ValueError(f"must be a number or a list of numbers; got {x!r}")
-        if not math.isfinite(x):
-            raise ValueError(f"values must be finite; got {x!r}")
-        if (x <= 0) if positive else (x < 0):
-            raise ValueError(f"values must be {'> 0' if positive else '>= 0'}; got {x!r}")
-        out.append(float(x))
-    return out
-
-
-class _Params(BaseModel):
-    """Shared settings: unknown names rejected, no type coercion (``"1"`` is not a number)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
-
-    @field_validator("student", "teacher", mode="before", check_fields=False)
-    @classmethod
-    def _known_activation(cls, v):
-        return _activation(v)
-
-
-class _OnestepParams(_Params):
-    student: str = "tanh"
-    teacher: str = "tanh"
-    alpha0: float = Field(0.5, ge=0)
-    eta: float = Field(1.0, ge=0)
-    lam: list[float] = Field(default_factory=lambda: [0.01])
-    alpha: list[float] = Field(default_factory=lambda: [0.2, 0.6, 1.0, 1.6, 2.0, 3.0])
-    noise: float = Field(0.0, ge=0)
-    beta: float = Field(1.0, gt=0)
-    seed: int = Field(0, ge=0)
-
-    @field_validator("alpha", mode="before")
-    @classmethod
-    def _alpha(cls, v):
-        return _grid(v, positive=True)
-
-    @field_validator("lam", mode="before")
-    @classmethod
-    def _lam(cls, v):
-        return _grid(v, positive=False)
-
-
-class OnestepTheoryParams(_OnestepParams):
-    """``twolayer onestep theory`` (see :func:`twolayer.onestep.theory`)."""
-
-    d: int | Literal["inf"] = "inf"
-    draws: int = Field(1, ge=1)
-
-    @field_validator("d", mode="before")
-    @classmethod
-    def _d(cls, v):
-        if v == math.inf or (isinstance(v, str) and v.strip().lower() in ("inf", "infinity")):
-            return "inf"
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"must be an integer >= 1 or 'inf'; got {v!r}")
-        return v
-
-
-class OnestepSimulateParams(_OnestepParams):
-    """``twolayer onestep simulate`` (see :func:`twolayer.onestep.simulate`)."""
-
-    d: int = Field(1000, ge=1)
-    p: int | None = Field(None, ge=1)
-    seeds: int = Field(3, ge=1)
-    n_test: int = Field(10000, ge=1)
-    float32: bool = False
-
-
-class _SgdParams(_Params):
-    student: str = "erf"
-    teacher: str = "erf"
-    p: int = Field(2, ge=1)
-    k: int = Field(2, ge=1)
-    d: int = Field(1000, ge=1)
-    gamma: float = Field(0.5, gt=0)
-    noise: float = Field(0.0, ge=0)
-    seed: int = Field(0, ge=0)
-    init_scale: float = Field(1.0, gt=0)
-    spherical: bool = False
-    init: str | None = None
-
-
-class SgdOdeParams(_SgdParams):
-    """``twolayer sgd ode`` (see :func:`twolayer.sgd.ode`); ``method`` is the integrator."""
-
-    t_max: float = Field(100.0, gt=0)
-    variance: bool = True
-    method: Literal[ODE_METHODS] = "auto"
-    dt: float = Field(1e-3, gt=0)
-    wide: bool = False  # the large-width reduced ODE (twolayer.sgd.ode_wide), cost ∝ p
-
-
-class SgdSimulateParams(_SgdParams):
-    """``twolayer sgd simulate`` (see :func:`twolayer.sgd.simulate`)."""
-
-    t_max: float = Field(10.0, gt=0)
-    seeds: int = Field(4, ge=1)
-    float32: bool = False
-
-
-METHODS: dict[tuple[str, str], type[_Params]] = {
-    ("onestep", "theory"): OnestepTheoryParams,
-    ("onestep", "simulate"): OnestepSimulateParams,
-    ("sgd", "ode"): SgdOdeParams,
-    ("sgd", "simulate"): SgdSimulateParams,
-}
 LIST_PARAMS = ("alpha", "lam")  # parameters that take a list (an inner grid of one point)
 
 
@@ -188,41 +59,6 @@ class _File(BaseModel):
     store: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     sweep: dict[str, Any] = Field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- sweep values
-def expand_spec(spec: dict) -> list:
-    """``{linspace = [a, b, n]}``, ``{logspace = [a, b, n]}`` (10^a … 10^b) or
-    ``{range = [start, stop, step]}`` (stop excluded) → the list of values."""
-    import numpy as np
-
-    if len(spec) != 1 or next(iter(spec)) not in SPECS:
-        raise ValueError(f"a spec table needs exactly one of {', '.join(SPECS)}; got "
-                         f"{{{', '.join(spec)}}}")
-    kind, args = next(iter(spec.items()))
-    ok = isinstance(args, list) and len(args) == 3 and all(
-        isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a)
-        for a in args)
-    if not ok:
-        raise ValueError(f"{kind} needs a list of three finite numbers; got {args!r}")
-    a, b, n = args
-    if kind in ("linspace", "logspace"):
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"the third entry of {kind} (the count) must be an integer >= 1; "
-                             f"got {n!r}")
-        vals = np.linspace(a, b, n) if kind == "linspace" else np.logspace(a, b, n)
-        return [float(v) for v in vals]
-    step = n
-    if step == 0:
-        raise ValueError("the step of range must not be 0")
-    count = math.ceil((b - a) / step - 1e-9)
-    if count < 1:
-        raise ValueError(f"range {args!r} is empty")
-    if count > MAX_POINTS:
-        raise ValueError(f"range {args!r} has {count} values (at most {MAX_POINTS})")
-    if all(isinstance(x, int) for x in args):
-        return list(range(a, b, step))
-    return [a + i * step for i in range(count)]
 
 
 @dataclass(frozen=True)
@@ -246,7 +82,7 @@ class Experiment:
     raw_params: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def param_model(self) -> type[_Params]:
+    def param_model(self) -> type[Params]:
         return METHODS[(self.model, self.method)]
 
     @property
@@ -320,16 +156,16 @@ def _normalise_keys(table: dict, where: str, src: str) -> dict:
     return out
 
 
-def _validate(cls: type[_Params], values: dict, prefix: str, src: str,
+def _validate(cls: type[Params], values: dict, prefix: str, src: str,
               field: str | None = None) -> dict:
     try:
-        return cls.model_validate(values).model_dump()
+        return cls.model_validate(values, strict=True).model_dump(mode="json")
     except ValidationError as e:
         msg = _message(e, prefix, sorted(cls.model_fields), field)
         raise ConfigError(f"{src}: {msg}") from None
 
 
-def _int_field(cls: type[_Params], name: str) -> bool:
+def _int_field(cls: type[Params], name: str) -> bool:
     ann = cls.model_fields[name].annotation
     return ann is int or ann == (int | None)
 

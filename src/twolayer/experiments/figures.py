@@ -138,13 +138,11 @@ def _read(ds: xr.Dataset) -> _Data:
                              "attributes (write one with `twolayer run` or a command's --out)")
     merged = "experiment_key" in ds.attrs
     if not merged:  # a single result written by `twolayer onestep|sgd … --out`
-        from twolayer.experiments.worker import _assess
-
         missing = [v for v in _NEEDS[(model, method)] if v not in ds.variables]
         if missing:
             raise ParameterError(f"not a complete twolayer {model} {method} result: no "
                                  f"{missing[0]!r} variable")
-        status, reason = _assess(model, method, ds, [])
+        status, reason = ds.attrs.get("status", "ok"), ds.attrs.get("message", "")
         ds = ds.assign(status=((), status), reason=((), reason))
         if method == "ode":
             ds = ds.assign(t_stop=((), float(ds.attrs.get("t_stop", np.inf))))
@@ -588,8 +586,8 @@ def _failure(data: _Data, plan: FigurePlan, g: pd.DataFrame) -> str:
         return ""
     if data.model == "sgd" and plan.x == "t" and len(pts) == 1 and not bad.empty:
         p = bad.iloc[0]
-        if p["status"] == "error":
-            return "error: no data"
+        if p["status"] == "failed" and not np.isfinite(p["stop"]):
+            return "failed: no data"
         when = f" at t = {p['stop']:.3g}" if np.isfinite(p["stop"]) else ""
         if p["status"] == "diverged" and data.method == "simulate":
             return f"{int(p['ndiv'])} of {data.seeds} runs diverged (first{when})"

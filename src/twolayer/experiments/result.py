@@ -12,7 +12,7 @@ Layout of the Dataset, for a plot command or a user:
 - a coordinate that differs between points (the exact SGD times ``t`` when γ, p or d are swept)
   becomes positional, its values kept in ``<dim>_values`` on (sweep dims, dim); shorter ones
   (fewer ``seed`` runs) are padded with NaN;
-- ``status`` ("ok", "not_converged", "diverged", "failed", "error"), ``reason`` and
+- ``status`` (one of :data:`twolayer.results.STATUSES`), ``reason`` and
   ``point_key`` (the content hash) per point; a point without data is NaN (False for booleans);
 - attributes: ``model``, ``method``, ``sweep_mode``, ``sweep_axes`` (JSON list), ``params``
   (JSON, the base parameters with defaults), ``config`` (the TOML text), ``version``,
@@ -33,6 +33,7 @@ import numpy as np
 import xarray as xr
 
 from twolayer.experiments.store import Record
+from twolayer.results import is_sweep, validate
 
 __all__ = ["format_summary", "merge", "summarize"]
 
@@ -166,18 +167,21 @@ def _scalar(v):
 
 
 def summarize(ds: xr.Dataset) -> dict[str, Any]:
-    """What ``twolayer show`` prints: model, method, axes, seeds, counts, failures, timings."""
-    if "experiment_key" not in ds.attrs:  # a single result written by --out
-        params = _json_attr(ds, "params", {})
-        return {"kind": "single", "model": ds.attrs.get("model", params.get("model")),
-                "method": ds.attrs.get("method", params.get("method")),
-                "version": ds.attrs.get("version"), "params": params,
-                "status": ds.attrs.get("status"), "dims": dict(ds.sizes),
+    """What ``twolayer show`` prints: model, method, status, axes, seeds, counts, failures.
+
+    ``ds`` is checked against the result schema first (:func:`twolayer.results.validate`).
+    """
+    validate(ds)
+    head = {"model": ds.attrs["model"], "method": ds.attrs["method"],
+            "version": ds.attrs["version"], "params": json.loads(ds.attrs["params"]),
+            "status": ds.attrs["status"], "message": ds.attrs["message"]}
+    if not is_sweep(ds):  # a single result written by --out
+        return {"kind": "single", **head, "dims": dict(ds.sizes),
                 "variables": list(ds.data_vars)}
     axis_names = _json_attr(ds, "sweep_axes", [])
     sweep_dims = ["point"] if ds.attrs.get("sweep_mode") == "zip" and axis_names else axis_names
     axes = {a: [_scalar(v) for v in ds[a].values] for a in axis_names}
-    params = _json_attr(ds, "params", {})
+    params = head["params"]
     status = ds["status"]
     failed = []
     for idx in zip(*np.nonzero(status.values != "ok"), strict=True):
@@ -190,8 +194,7 @@ def summarize(ds: xr.Dataset) -> dict[str, Any]:
     if "seeds" in axes:
         seeds = axes["seeds"]
     return {
-        "kind": "experiment", "model": ds.attrs.get("model"), "method": ds.attrs.get("method"),
-        "description": ds.attrs.get("description", ""), "version": ds.attrs.get("version"),
+        "kind": "experiment", **head, "description": ds.attrs.get("description", ""),
         "mode": ds.attrs.get("sweep_mode"), "axes": axes, "seeds": seeds,
         "dims": {d: int(n) for d, n in ds.sizes.items()}, "variables": list(ds.data_vars),
         "params": params, "counts": _json_attr(ds, "counts", {}), "failed": failed,
@@ -214,11 +217,12 @@ def format_summary(s: dict[str, Any], path: str = "") -> str:
                  f"(twolayer {s['version']})",
                  "  dims: " + ", ".join(f"{d} {n}" for d, n in s["dims"].items()),
                  "  variables: " + ", ".join(s["variables"])]
-        if s["status"]:
-            lines.append(f"  status: {s['status']}")
+        lines.append(f"  status: {s['status']}" + (f" — {s['message']}" if s["message"] else ""))
         return "\n".join(lines)
     c, t = s["counts"], s["timings"]
-    lines = [f"{path}: {s['model']} {s['method']} (twolayer {s['version']})"]
+    lines = [f"{path}: {s['model']} {s['method']} (twolayer {s['version']}): {s['status']}"]
+    if s["message"]:
+        lines.append(f"  {s['message']}")
     if s["description"]:
         lines.append(f"  {s['description']}")
     if s["axes"]:

@@ -35,11 +35,10 @@ import xarray as xr
 __all__ = ["STORE_FORMAT", "Record", "Store", "activation_fingerprint", "canonical_json",
            "code_fingerprint", "content_hash"]
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2  # 2: the result schema of twolayer.results (statuses, attributes)
 # Fixed points where activations are fingerprinted: a grid plus a few irrational values.
 _FINGERPRINT_X = np.concatenate([np.linspace(-6.0, 6.0, 121),
                                  [-2.718281828, -0.5772156649, 0.3183098862, 1.414213562]])
-STATUSES = ("ok", "not_converged", "diverged", "failed", "error")
 
 
 def canonical_json(obj: Any) -> str:
@@ -95,8 +94,9 @@ def code_fingerprint() -> str:
 class Record:
     """The outcome of one point.
 
-    ``status`` is "ok", "not_converged" or "diverged" (a result that says so; data kept),
-    "failed" (an integration that stopped) or "error" (an exception: no data). ``transient``
+    ``status`` is one of :data:`twolayer.results.STATUSES`: "ok", "not_converged" or
+    "diverged" (a result that says so; data kept), "failed" (a solver that gave up, or an
+    exception: then no data). ``transient``
     marks an error that is not the package's own verdict (a crashed worker, an unexpected
     exception): it is kept for the report but the point is computed again on the next run.
     """

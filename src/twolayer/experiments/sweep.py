@@ -37,6 +37,8 @@ from twolayer.experiments.store import (
     content_hash,
 )
 from twolayer.experiments.worker import compute_point
+from twolayer.params import OnestepSimulate
+from twolayer.results import STATUSES, worst
 
 __all__ = ["Point", "Progress", "expand", "experiment_key", "run_experiment"]
 
@@ -65,7 +67,7 @@ def _resolve(exp: Experiment, params: dict, inits: dict) -> dict:
     """Fill in what the library derives, so the key sees the actual computation."""
     out = dict(params)
     if (exp.model, exp.method) == ("onestep", "simulate") and out["p"] is None:
-        out["p"] = max(1, round(out["beta"] * out["d"]))
+        out["p"] = OnestepSimulate.of(out).width
     if exp.model == "sgd" and out["init"] is not None:
         if out["init"] not in inits:
             ov = load_init(out["init"], exp.base_dir)
@@ -182,10 +184,20 @@ def _dask(client, points: list[Point], done: Callable[[Record], None]) -> None:
         try:
             rec = fut.result()
         except Exception as e:  # a crashed worker, a lost connection: retried next run
-            rec = Record(futures[fut].key, "error", f"{type(e).__name__}: {e}", transient=True,
+            rec = Record(futures[fut].key, "failed", f"{type(e).__name__}: {e}", transient=True,
                          worker="?")
         fut.release()
         done(rec)
+
+
+def _message(counts: dict, status: np.ndarray) -> str:
+    """What the sweep's status means, for the result's ``message``."""
+    if counts["failed"] == 0:
+        return ""
+    by = {s: int(np.sum(status == s)) for s in STATUSES[1:] if np.any(status == s)}
+    parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in by.items())
+    return (f"{counts['failed']} of {counts['points']} points are not ok ({parts}); "
+            "`twolayer show` lists them with their reasons")
 
 
 def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None = None,
@@ -252,10 +264,12 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
     counts = {"points": len(points), "ok": int(np.sum(status == "ok")),
               "failed": int(np.sum(status != "ok")), "computed": len(todo),
               "cached": len(cached)}
+    overall = worst(str(s) for s in status.ravel())
     seconds = np.array([records[pt.key].seconds for pt in points], dtype=float)
     compute_s = float(sum(r.seconds for r in fresh.values()))
     ds.attrs.update(
-        model=exp.model, method=exp.method, sweep_mode=exp.mode,
+        model=exp.model, method=exp.method, status=overall,
+        message=_message(counts, status), sweep_mode=exp.mode,
         sweep_axes=json.dumps(list(exp.axes)),
         description=exp.description, params=canonical_json(exp.params), config=exp.text,
         config_source=exp.source, version=twolayer.__version__, store_format=STORE_FORMAT,

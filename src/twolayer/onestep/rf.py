@@ -19,16 +19,23 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import brentq
 
+from twolayer.errors import ParameterError
 from twolayer.onestep.theory import theory
 
 __all__ = ["linear_rf_error", "rf_theory"]
 
 
-def rf_theory(student: str = "tanh", teacher: str = "tanh", **kwargs) -> xr.Dataset:
-    """Random-features theory: :func:`twolayer.onestep.theory` with η̃ = 0 (α0 is irrelevant)."""
-    kwargs.pop("eta", None)
-    kwargs.setdefault("alpha0", 0.0)
-    return theory(student, teacher, eta=0.0, **kwargs)
+def rf_theory(*args, **kwargs) -> xr.Dataset:
+    """Random-features theory: :func:`twolayer.onestep.theory` at η̃ = 0 (α0 is then irrelevant).
+
+    Takes the parameters of :func:`~twolayer.onestep.theory`; given an
+    :class:`~twolayer.params.OnestepTheory`, the baseline of those parameters. An explicit
+    ``eta`` other than 0 is refused (it would be ignored).
+    """
+    eta = kwargs.pop("eta", 0.0)
+    if eta != 0:
+        raise ParameterError(f"rf_theory is the eta = 0 baseline; got eta={eta!r} (use theory)")
+    return theory(*args, **kwargs, eta=0.0)
 
 
 def linear_rf_error(

@@ -13,8 +13,8 @@ n < p), one Cholesky per (α, λ) — or one eigendecomposition per α when seve
 
 from __future__ import annotations
 
-import json
 import math
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -22,9 +22,10 @@ import scipy.linalg as sla
 import xarray as xr
 from scipy.sparse.linalg import svds
 
-from twolayer import __version__, activations
-from twolayer._validate import integer, real, reals
-from twolayer.errors import ParameterError
+from twolayer import activations
+from twolayer.errors import DivergenceWarning
+from twolayer.params import OnestepSimulate, takes
+from twolayer.results import stamp
 
 __all__ = ["simulate"]
 
@@ -132,61 +133,36 @@ def _one_seed(
     return out
 
 
-def simulate(
-    student: str = "tanh",
-    teacher: str = "tanh",
-    *,
-    alpha0: float,
-    eta: float,
-    lam,
-    alphas,
-    d: int = 1000,
-    p: int | None = None,
-    beta: float | None = None,
-    noise: float = 0.0,
-    seeds: int = 3,
-    seed: int = 0,
-    n_test: int = 10000,
-    dtype: str = "float64",
-    progress: Callable[[int, int], None] | None = None,
-) -> xr.Dataset:
+@takes(OnestepSimulate)
+def simulate(prm: OnestepSimulate, *,
+             progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
     """Simulate the one-step network for ``seeds`` independent draws and every (α, λ).
 
-    p defaults to round(β·d) (β defaults to 1). Run ``i`` uses ``np.random.default_rng([seed, i])``,
-    so a run does not depend on how many seeds are asked. ``dtype="float32"`` computes the
-    features in single precision (the ridge solves stay in float64).
+    p is ``p`` or round(β·d). Run ``i`` uses ``np.random.default_rng([seed, i])``, so a run does
+    not depend on how many seeds are asked. ``float32`` computes the features in single
+    precision (the ridge solves stay in float64). ``progress(done, total)`` is called after
+    each run.
 
     Returns a Dataset with ``test_error`` and ``train_error`` on (seed, alpha, lam), their mean and
     std over seeds (``test_error_mean``, ``test_error_std``; ddof = 1), and the step diagnostics
     on (seed,): ``spike_sv`` (top singular value of W1 − W0 over √p, compare with the theory's
     spike r_s), ``spike_overlap`` (|v₁·θ| for that singular vector, compare with the alignment γ),
     ``w1_overlap`` (the same for W1) and ``bulk_scale`` (rms row norm of W1 without its top
-    singular component, compare with √c).
+    singular component, compare with √c). Attributes: the schema of :mod:`twolayer.results`
+    (status ``diverged`` where a test error is not finite) and ``p``, ``n0``.
     """
-    s, t = activations.get(student), activations.get(teacher)
-    alphas = reals("alpha", alphas, low=0.0, strict=True)
-    lams = reals("lam", lam, low=0.0)
-    alpha0 = real("alpha0", alpha0, low=0.0)
-    eta = real("eta", eta, low=0.0)
-    noise = real("noise", noise, low=0.0)
-    d = integer("d", d)
-    if p is None:
-        beta = 1.0 if beta is None else real("beta", beta, low=0.0, strict=True)
-        p = max(1, round(beta * d))
-    p = integer("p", p)
-    seeds = integer("seeds", seeds)
-    seed = integer("seed", seed, low=0)
-    n_test = integer("n_test", n_test)
-    if dtype not in ("float64", "float32"):
-        raise ParameterError(f"the 'dtype' parameter must be 'float64' or 'float32'; got {dtype!r}")
+    s, t = activations.get(prm.student), activations.get(prm.teacher)
+    alphas, lams = np.array(prm.alpha), np.array(prm.lam)
+    d, p, seeds = prm.d, prm.width, prm.seeds
+    dtype = np.dtype("float32" if prm.float32 else "float64")
     order = np.argsort(alphas)
     ns_sorted = np.maximum(1, np.round(alphas[order] * d).astype(int))
-    n0 = round(alpha0 * d)
+    n0 = round(prm.alpha0 * d)
     runs = []
     for i in range(seeds):
-        rng = np.random.default_rng([seed, i])
-        runs.append(_one_seed(rng, s, t, d=d, p=p, n0=n0, eta=eta, noise=noise, ns=ns_sorted,
-                              lams=lams, n_test=n_test, dtype=np.dtype(dtype)))
+        rng = np.random.default_rng([prm.seed, i])
+        runs.append(_one_seed(rng, s, t, d=d, p=p, n0=n0, eta=prm.eta, noise=prm.noise,
+                              ns=ns_sorted, lams=lams, n_test=prm.n_test, dtype=dtype))
         if progress is not None:
             progress(i + 1, seeds)
     inv = np.argsort(order)
@@ -206,11 +182,12 @@ def simulate(
         coords={"seed": np.arange(seeds), "alpha": alphas, "lam": lams,
                 "n": ("alpha", np.maximum(1, np.round(alphas * d).astype(int)))},
     )
-    params = {
-        "model": "onestep", "method": "simulate", "student": s.name, "teacher": t.name,
-        "alpha0": alpha0, "eta": eta, "lam": lams.tolist(), "alpha": alphas.tolist(),
-        "noise": noise, "d": d, "p": p, "beta": p / d, "n0": n0, "seeds": seeds, "seed": seed,
-        "n_test": n_test, "dtype": dtype,
-    }
-    ds.attrs.update(params=json.dumps(params), version=__version__)
-    return ds
+    bad = ~np.isfinite(te)
+    status, message = "ok", ""
+    if bad.any():
+        status = "diverged"
+        message = (f"non-finite test error at {int(bad.sum())} of {bad.size} (seed, alpha, lam) "
+                   "entries: the step or the readout overflowed; try a smaller eta or a larger "
+                   "lam")
+        warnings.warn(message, DivergenceWarning, stacklevel=3)
+    return stamp(ds, prm, status, message, p=p, n0=n0)

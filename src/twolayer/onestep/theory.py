@@ -32,7 +32,6 @@ restarted with heavier damping, and reported (NaN, ``converged = False``) if it 
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -40,10 +39,11 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from twolayer import __version__, activations, gaussian
-from twolayer._validate import integer, real, reals
+from twolayer import activations, gaussian
 from twolayer.errors import ConvergenceWarning
 from twolayer.onestep.spectrum import SpectralRule, StepMap, finite_rule, mp_rule, step_map
+from twolayer.params import OnestepTheory, takes
+from twolayer.results import stamp
 
 __all__ = ["ChannelTables", "channel_tables", "solve", "theory"]
 
@@ -218,24 +218,8 @@ def solve(
     return out
 
 
-def theory(
-    student: str = "tanh",
-    teacher: str = "tanh",
-    *,
-    alpha0: float,
-    eta: float,
-    lam,
-    alphas,
-    noise: float = 0.0,
-    beta: float = 1.0,
-    d: int | float | str = "inf",
-    draws: int = 1,
-    seed: int = 0,
-    n_kappa: int = 96,
-    n_spectrum: int = 200,
-    tol: float = 1e-10,
-    max_iter: int = 5000,
-) -> xr.Dataset:
+@takes(OnestepTheory)
+def theory(prm: OnestepTheory) -> xr.Dataset:
     """Spiked-RF test error of the one-step network over a grid of α (n/d) and λ.
 
     ``d="inf"`` integrates over the Marchenko–Pastur bulk (no random matrix); an integer ``d``
@@ -243,28 +227,23 @@ def theory(
     from ``seed`` and averages the errors over them. η̃ = 0 is the random-features baseline.
 
     Returns a Dataset on dims (alpha, lam) [, draw]: ``test_error``, ``train_error``, the order
-    parameters, ``converged``, ``iterations``, ``residual``; attributes hold the parameters,
-    the sRF parameters of the step (``bulk_scale``, ``spike``, ``alignment``) and the version.
-    A point that did not converge is flagged and a :class:`ConvergenceWarning` is issued.
+    parameters, ``converged``, ``iterations``, ``residual``; attributes: the result schema of
+    :mod:`twolayer.results` (status ``not_converged`` where the fixed point missed ``tol``, with
+    a :class:`ConvergenceWarning`; such points hold NaN), ``spectrum`` and the sRF parameters of
+    the step (``bulk_scale``, ``bulk_shrink``, ``spike``, ``alignment``).
     """
-    alphas = reals("alpha", alphas, low=0.0, strict=True)
-    lams = reals("lam", lam, low=0.0)
-    noise = real("noise", noise, low=0.0)
-    beta = real("beta", beta, low=0.0, strict=True)
-    sm = step_map(student, teacher, alpha0, eta, noise)
-    d_inf = (isinstance(d, str) and d.strip().lower() in ("inf", "infinity")) or d == math.inf
-    if not d_inf:
-        d = integer("d", d)
-        draws = integer("draws", draws)
-        p = max(1, round(beta * d))
-    tab = channel_tables(student, teacher, sm, n_kappa=n_kappa)
-    if d_inf:
-        rules = [mp_rule(beta, sm.bulk_scale**2, n_spectrum)]
+    alphas, lams = np.array(prm.alpha), np.array(prm.lam)
+    sm = step_map(prm.student, prm.teacher, prm.alpha0, prm.eta, prm.noise)
+    tab = channel_tables(prm.student, prm.teacher, sm, n_kappa=prm.n_kappa)
+    if prm.d_inf:
+        rules = [mp_rule(prm.beta, sm.bulk_scale**2, prm.n_spectrum)]
     else:
-        rng = np.random.default_rng(seed)
-        rules = [finite_rule(d, p, sm.bulk_scale**2, rng) for _ in range(draws)]
+        rng = np.random.default_rng(prm.seed)
+        rules = [finite_rule(prm.d, prm.width, sm.bulk_scale**2, rng)
+                 for _ in range(prm.draws)]
     sols = [
-        solve(tab, r, alphas, lams, beta=beta, noise=noise, tol=tol, max_iter=max_iter)
+        solve(tab, r, alphas, lams, beta=prm.beta, noise=prm.noise, tol=prm.tol,
+              max_iter=prm.max_iter)
         for r in rules
     ]
     dims = ("alpha", "lam")
@@ -277,24 +256,17 @@ def theory(
     data["converged"] = (dims, np.all([s["converged"] for s in sols], axis=0))
     data["iterations"] = (dims, np.max([s["iterations"] for s in sols], axis=0))
     ds = xr.Dataset(data, coords={"alpha": alphas, "lam": lams})
+    for key in ("test_error", "train_error"):  # an unconverged iterate is not a value
+        ds[key] = ds[key].where(ds["converged"])
     n_bad = int((~ds["converged"].values).sum())
+    status, message = "ok", ""
     if n_bad:
-        warnings.warn(
-            f"sRF fixed point did not converge at {n_bad} of {ds['converged'].size} points "
-            f"(max residual {float(np.nanmax(ds['residual'].values)):.2e}, tol {tol:g}); "
-            "see the 'converged' and 'residual' variables",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
-    params = {
-        "model": "onestep", "method": "theory", "student": activations.get(student).name,
-        "teacher": activations.get(teacher).name, "alpha0": float(alpha0), "eta": float(eta),
-        "lam": lams.tolist(), "alpha": alphas.tolist(), "noise": noise, "beta": beta,
-        "d": "inf" if d_inf else d, "draws": 1 if d_inf else draws, "seed": seed,
-        "tol": tol,
-    }
-    ds.attrs.update(
-        params=json.dumps(params), version=__version__, spectrum=rules[0].label,
-        **{k: float(v) for k, v in sm.as_dict().items()},
-    )
-    return ds
+        status = "not_converged"
+        worst_resid = float(np.nanmax(ds["residual"].values))
+        message = (f"the sRF fixed point did not converge at {n_bad} of {ds['converged'].size} "
+                   f"(alpha, lam) points (max residual {worst_resid:.2e}, tol {prm.tol:g}); "
+                   "they hold NaN. Try a larger max_iter or a looser tol; small lam with alpha "
+                   "near the interpolation peak converges slowest")
+        warnings.warn(message, ConvergenceWarning, stacklevel=3)
+    return stamp(ds, prm, status, message, spectrum=rules[0].label,
+                 **{k: float(v) for k, v in sm.as_dict().items()})

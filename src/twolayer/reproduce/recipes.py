@@ -161,7 +161,7 @@ SGD_REGIMES = Recipe(
         "highdim_sim": _sgd("simulate", "highdim_sim", "high-dimensional regime: SGD",
                             _HIGH_DIM + "seeds = {seeds}\n"),
         "meanfield_ode": _sgd("ode", "meanfield_ode", "mean-field regime: reduced ODE",
-                              _MEAN_FIELD + "wide = true\n"),
+                              _MEAN_FIELD + "reduction = \"wide\"\n"),
         "meanfield_sim": _sgd("simulate", "meanfield_sim", "mean-field regime: SGD",
                               _MEAN_FIELD + "seeds = {seeds_mf}\n"),
     },

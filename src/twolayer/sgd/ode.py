@@ -16,21 +16,20 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 from scipy.integrate import solve_ivp
 
-import twolayer
-from twolayer import _validate as check
 from twolayer.errors import ConvergenceWarning, DivergenceWarning, ParameterError
-from twolayer.io import dumps
+from twolayer.params import SgdOde, takes
+from twolayer.results import stamp
 from twolayer.sgd.init import Overlaps, initial_overlaps, omega_of
 from twolayer.sgd.integrals import Engine, ErfEngine, engine
 
-__all__ = ["METHODS", "ode", "time_grid"]
+__all__ = ["choose_reduction", "ode", "time_grid"]
 
-METHODS = ("auto", "BDF", "LSODA", "RK45", "DOP853", "Radau", "euler")
 _BLOWUP = 1e6
 
 
@@ -106,15 +105,6 @@ def _euler(rhs, y0, t_eval, dt, scale):
     return ys, status, t_stop, n_steps
 
 
-def check_run(gamma, t_max, noise, method: str) -> tuple[float, float, float]:
-    """Validated (γ > 0, t_max > 0, Δ ≥ 0); ParameterError for those or an unknown method."""
-    if method not in METHODS:
-        raise ParameterError(f"unknown ODE method {method!r}; choose one of {', '.join(METHODS)}")
-    return (check.real("gamma", gamma, low=0.0, strict=True),
-            check.real("t_max", t_max, low=0.0, strict=True),
-            check.real("noise", noise, low=0.0))
-
-
 def integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, method: str, rtol: float, atol: float,
               dt: float) -> tuple[np.ndarray, str, float, int, str]:
     """Integrate dy/dt = rhs(t, y) from t = 0; the states at ``t_eval`` (NaN after a stop).
@@ -153,93 +143,122 @@ def integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, method: str, rtol: float,
     return ys, status, t_stop, nfev, message
 
 
-def ode(
-    student: str = "erf",
-    teacher: str = "erf",
-    *,
-    p: int | None = None,
-    k: int | None = None,
-    gamma: float,
-    t_max: float,
-    noise: float = 0.0,
-    d: int = 1000,
-    seed: int = 0,
-    init_scale: float = 1.0,
-    init: Overlaps | None = None,
-    variance: bool = True,
-    spherical: bool = False,
-    method: str = "auto",
-    dt: float = 1e-3,
-    rtol: float | None = None,
-    atol: float = 1e-10,
-    per_decade: int = 20,
-) -> xr.Dataset:
-    """Integrate the committee-machine ODE and return Q(t), M(t) and the excess risk R(t).
+#: the full ODE holds p(p+1)/2 + p·k states and O(p⁴) index arrays: beyond this width the
+#: automatic choice is the wide reduction
+FULL_MAX_P = 64
+#: the wide reduction assumes uncorrelated orthogonal parts, which needs d ≫ 1
+WIDE_MIN_D = 100
 
-    The start is ``init`` (checked overlaps) or, when it is None, the exact overlaps that
-    :func:`twolayer.sgd.simulate` draws for (p, k, d, seed, init_scale, spherical). ``gamma`` is
-    the SGD learning rate γ (only γ/p enters, through the variance term), ``noise`` the label
-    noise variance Δ. Output times: 0 and ``per_decade`` log-spaced points per decade up to
-    ``t_max``. ``method`` is a scipy ``solve_ivp`` method or "euler" (fixed step ``dt``); "auto"
-    takes LSODA with rtol 1e-8 for the compiled erf closed forms and RK45 with rtol 1e-6 (the
-    accuracy of the quadrature) for every other pair of activations.
-    A blow-up (|overlaps| beyond 1e6 × their start) stops the integration: status "diverged",
-    the time in ``t_stop``, NaN afterwards, and a :class:`DivergenceWarning`.
+
+def choose_reduction(prm: SgdOde) -> str:
+    """The description ``reduction="auto"`` stands for: "full" up to p = 64, "wide" above.
+
+    Refuses (ParameterError) a wide student at small d, where neither is right today.
     """
-    gamma, t_max, noise = check_run(gamma, t_max, noise, method)
-    if init is None:
-        if p is None or k is None:
-            raise ParameterError("give p and k (or init overlaps)")
-        p, k = check.integer("p", p), check.integer("k", k)
-        d = check.integer("d", d)
-        init_scale = check.real("init_scale", init_scale, low=0.0, strict=True)
-        init = initial_overlaps(p, k, d, check.integer("seed", seed, low=0), init_scale, spherical)
-    else:
-        init.check()
-        if (p is not None and p != init.p) or (k is not None and k != init.k):
-            raise ParameterError(
-                f"the init overlaps are for p={init.p}, k={init.k}, not p={p}, k={k}"
-            )
-        p, k = init.p, init.k
-    if spherical and not np.allclose(np.diag(init.Q), 1.0, atol=1e-8):
-        raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
-    eng = engine(student, teacher)
-    if method == "auto":
-        method = "LSODA" if isinstance(eng, ErfEngine) else "RK45"
-    if rtol is None:
-        rtol = 1e-8 if isinstance(eng, ErfEngine) else 1e-6
-    system = _System(eng, init.P, p, gamma, noise, variance, spherical)
-    y0 = system.pack(init.Q, init.M)
-    if method == "euler":
-        dt = check.real("dt", dt, low=0.0, strict=True)
-    t_eval = time_grid(t_max, per_decade)
+    if prm.reduction != "auto":
+        return prm.reduction
+    if prm.p <= FULL_MAX_P:
+        return "full"
+    if prm.d >= WIDE_MIN_D:
+        return "wide"
+    raise ParameterError(
+        f"p = {prm.p} at d = {prm.d}: the full ODE is too large beyond p = {FULL_MAX_P} and the "
+        f"wide reduction assumes d >= {WIDE_MIN_D} (uncorrelated orthogonal parts); choose "
+        "reduction='full' (slow, O(p^4) memory) or reduction='wide' (approximate at small d)")
+
+
+@dataclass
+class Run:
+    """What an integration did: states at the output times, verdict, cost."""
+
+    ys: np.ndarray
+    status: str
+    t_stop: float
+    nfev: int
+    message: str
+    solver: str
+    rtol: float
+    seconds: float
+
+
+def run_solver(rhs, y0, t_eval, prm: SgdOde, solver: str, rtol: float) -> Run:
+    """:func:`integrate` with the parameters' tolerances, timed."""
     started = time.perf_counter()
-    ys, status, t_stop, nfev, message = integrate(system.rhs, y0, t_eval, method, rtol, atol, dt)
-    elapsed = time.perf_counter() - started
-    done = np.all(np.isfinite(ys), axis=0)
+    ys, status, t_stop, nfev, message = integrate(rhs, y0, t_eval, solver, rtol, prm.atol,
+                                                  prm.dt)
+    return Run(ys, status, t_stop, nfev, message, solver, rtol,
+               time.perf_counter() - started)
+
+
+def _verdict(run: Run) -> tuple[str, str]:
+    if run.status == "diverged":
+        return "diverged", (f"the ODE blew up at t = {run.t_stop:.4g} (overlaps beyond {_BLOWUP:g} "
+                            "× their start); the risk after it is NaN. SGD is unstable at this "
+                            "learning rate: try a smaller gamma")
+    if run.status == "failed":
+        return "failed", (f"the solver {run.solver} gave up at t = {run.t_stop:.4g} "
+                          f"({run.message}); try solver='LSODA' or 'BDF', or a larger rtol")
+    return "ok", ""
+
+
+@takes(SgdOde)
+def ode(prm: SgdOde) -> xr.Dataset:
+    """Integrate the committee-machine ODEs; return the excess risk R(t) and the overlaps.
+
+    The start is ``init`` (overlaps, or a JSON file of them) or, when None, the exact overlaps
+    that :func:`twolayer.sgd.simulate` draws for (p, k, d, seed, init_scale, spherical). Only
+    γ/p enters, through the variance term; ``noise`` is the label noise variance Δ. Output
+    times: 0 and ``per_decade`` log-spaced points per decade up to ``t_max``.
+
+    ``reduction``: "full" integrates (Q, M) (this module); "wide" the large-width reduction in
+    (M, q) of :mod:`twolayer.sgd.wide` (cost ∝ p; the result then has ``q`` and ``Q_diag``
+    instead of ``Q``); "auto" takes full up to p = 64 and wide above (for d ≥ 100); the choice
+    is the ``reduction`` attribute. ``solver``: a scipy ``solve_ivp`` method or "euler" (fixed
+    step ``dt``); "auto" is LSODA with rtol 1e-8 for the compiled erf closed forms and RK45
+    with rtol 1e-6 (the accuracy of the quadrature) for other activations, RK45 with rtol 1e-7
+    for the wide reduction. A blow-up (|overlaps| beyond 1e6 × their start) stops the
+    integration: status "diverged", its time in ``t_stop``, NaN afterwards, and a
+    :class:`DivergenceWarning`.
+    """
+    reduction = choose_reduction(prm)
+    if reduction == "wide":
+        from twolayer.sgd.wide import integrate_wide
+
+        ds, run = integrate_wide(prm)
+    else:
+        ds, run = _integrate_full(prm)
+    status, message = _verdict(run)
+    return stamp(ds, prm, status, message, reduction=reduction, solver=run.solver,
+                 rtol=run.rtol, t_stop=run.t_stop, nfev=run.nfev, solver_message=run.message,
+                 seconds=run.seconds)
+
+
+def _integrate_full(prm: SgdOde) -> tuple[xr.Dataset, Run]:
+    """The full ODE in (Q, M): O(p²) states, the erf kernels or the quadrature engine."""
+    init = prm.overlaps() or initial_overlaps(prm.p, prm.k, prm.d, prm.seed, prm.init_scale,
+                                              prm.spherical)
+    if not isinstance(init, Overlaps):
+        raise ParameterError("reduced overlaps (M, q, P) start only reduction='wide'")
+    p, k = init.p, init.k
+    if prm.spherical and not np.allclose(np.diag(init.Q), 1.0, atol=1e-8):
+        raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
+    eng = engine(prm.student, prm.teacher)
+    erf = isinstance(eng, ErfEngine)
+    solver = prm.solver if prm.solver != "auto" else ("LSODA" if erf else "RK45")
+    rtol = prm.rtol if prm.rtol is not None else (1e-8 if erf else 1e-6)
+    system = _System(eng, init.P, p, prm.gamma, prm.noise, prm.variance, prm.spherical)
+    t_eval = time_grid(prm.t_max, prm.per_decade)
+    run = run_solver(system.rhs, system.pack(init.Q, init.M), t_eval, prm, solver, rtol)
+    done = np.all(np.isfinite(run.ys), axis=0)
     risk = np.full(t_eval.size, np.nan)
-    om = system.omegas(ys[:, done])
+    om = system.omegas(run.ys[:, done])
     if om.shape[0]:
         risk[done] = eng.risk(om, p)
     Qs = np.full((t_eval.size, p, p), np.nan)
     Ms = np.full((t_eval.size, p, k), np.nan)
     Qs[done] = om[:, :p, :p]
     Ms[done] = om[:, :p, p:]
-    params = {"student": eng.student.name, "teacher": eng.teacher.name, "p": p, "k": k,
-              "gamma": gamma, "noise": noise, "t_max": t_max, "variance": variance,
-              "spherical": spherical, "method": method, "d": d, "seed": seed,
-              "init_scale": init_scale, "rtol": rtol, "atol": atol}
-    if method == "euler":
-        params["dt"] = dt
-    return xr.Dataset(
-        {
-            "risk": ("t", risk),
-            "Q": (("t", "j", "l"), Qs),
-            "M": (("t", "j", "r"), Ms),
-            "P": (("r", "s"), init.P),
-        },
-        coords={"t": t_eval},
-        attrs={"status": status, "t_stop": t_stop, "nfev": nfev, "message": message,
-               "elapsed_s": elapsed, "params": dumps(params), "version": twolayer.__version__,
-               "model": "sgd", "method": "ode"},
-    )
+    ds = xr.Dataset({"risk": ("t", risk), "Q": (("t", "j", "l"), Qs),
+                     "M": (("t", "j", "r"), Ms), "P": (("r", "s"), init.P)},
+                    coords={"t": t_eval})
+    return ds, run

@@ -16,11 +16,10 @@ import warnings
 import numpy as np
 import xarray as xr
 
-import twolayer
-from twolayer import _validate as check
 from twolayer import activations
 from twolayer.errors import DivergenceWarning, ParameterError
-from twolayer.io import dumps
+from twolayer.params import SgdSimulate, takes
+from twolayer.results import stamp
 from twolayer.sgd import _kernels
 from twolayer.sgd.init import Overlaps, initial_weights, omega_of, weights_with
 from twolayer.sgd.integrals import engine
@@ -48,47 +47,26 @@ def _numpy_block(w, wt, xs, noise, lr, s_act, t_act, spherical, alive):
             w *= math.sqrt(d) / np.linalg.norm(w, axis=-1, keepdims=True)
 
 
-def simulate(
-    student: str = "erf",
-    teacher: str = "erf",
-    *,
-    p: int,
-    k: int,
-    d: int,
-    gamma: float,
-    t_max: float,
-    noise: float = 0.0,
-    seeds: int = 4,
-    seed: int = 0,
-    init_scale: float = 1.0,
-    spherical: bool = False,
-    init: Overlaps | None = None,
-    float32: bool = False,
-    per_decade: int = 20,
-) -> xr.Dataset:
+@takes(SgdSimulate)
+def simulate(prm: SgdSimulate) -> xr.Dataset:
     """Run ``seeds`` SGD runs to time ``t_max`` and record risk, M and Q on a log-time grid.
 
     The start is :func:`~twolayer.sgd.init.initial_weights` (seed, init_scale, spherical), or,
-    with ``init``, weights in R^d whose overlaps are exactly ``init`` (then p, k come from it).
+    with ``init``, weights in R^d whose overlaps are exactly ``init``.
 
     Grid: the times of :func:`twolayer.sgd.ode.time_grid`, each rounded to a whole number of
     steps (ν = round(t·p·d/γ)); ``t`` holds the exact times ν·γ/(p·d). A run whose weights stop
     being finite, or whose risk exceeds 1e6 × max(1, its start), is stopped: NaN from then on,
-    ``diverged_at`` holds its time, and a :class:`DivergenceWarning` is raised.
+    ``diverged_at`` holds its time, status "diverged", and a :class:`DivergenceWarning`.
     """
-    if init is not None:
-        init.check()
-        p, k = init.p, init.k
-    p, k, d = check.integer("p", p), check.integer("k", k), check.integer("d", d)
-    gamma = check.real("gamma", gamma, low=0.0, strict=True)
-    t_max = check.real("t_max", t_max, low=0.0, strict=True)
-    noise = check.real("noise", noise, low=0.0)
-    n_runs = check.integer("seeds", seeds)
-    seed = check.integer("seed", seed, low=0)
-    init_scale = check.real("init_scale", init_scale, low=0.0, strict=True)
-    s_act, t_act = activations.get(student), activations.get(teacher)
+    p, k, d, gamma, t_max = prm.p, prm.k, prm.d, prm.gamma, prm.t_max
+    noise, n_runs, seed, spherical = prm.noise, prm.seeds, prm.seed, prm.spherical
+    init = prm.overlaps()
+    if init is not None and not isinstance(init, Overlaps):
+        raise ParameterError("the simulation starts from full overlaps (Q, M, P)")
+    s_act, t_act = activations.get(prm.student), activations.get(prm.teacher)
     eng = engine(s_act, t_act)
-    dtype = np.float32 if float32 else np.float64
+    dtype = np.float32 if prm.float32 else np.float64
     steps_per_t = p * d / gamma
     n_total = round(t_max * steps_per_t)
     if n_total < 1:
@@ -99,9 +77,9 @@ def simulate(
         raise ParameterError(
             f"t_max = {t_max:g} needs {n_total:.3g} SGD steps per run; use the ODE or a larger γ"
         )
-    marks = np.unique(np.round(time_grid(t_max, per_decade) * steps_per_t).astype(np.int64))
+    marks = np.unique(np.round(time_grid(t_max, prm.per_decade) * steps_per_t).astype(np.int64))
     if init is None:
-        student_w, teacher_w = initial_weights(p, k, d, seed, init_scale, spherical)
+        student_w, teacher_w = initial_weights(p, k, d, seed, prm.init_scale, spherical)
     else:
         if spherical and not np.allclose(np.diag(init.Q), 1.0, atol=1e-8):
             raise ParameterError("the spherical simulation needs diag(Q) = 1 at the start")
@@ -163,21 +141,21 @@ def simulate(
         Ms[alive, i] = M[alive]
         Qs[alive, i] = Q[alive]
     elapsed = time.perf_counter() - started
+    status, message = "ok", ""
     if np.any(np.isfinite(diverged_at)):
         bad = np.flatnonzero(np.isfinite(diverged_at))
-        warnings.warn(f"{bad.size} of {n_runs} SGD runs diverged (first at t = "
-                      f"{np.nanmin(diverged_at):.4g}); their risk is NaN from then on",
-                      DivergenceWarning, stacklevel=2)
+        status = "diverged"
+        message = (f"{bad.size} of {n_runs} SGD runs diverged (first at t = "
+                   f"{np.nanmin(diverged_at):.4g}); their risk is NaN from then on. Try a "
+                   "smaller gamma")
+        warnings.warn(message, DivergenceWarning, stacklevel=3)
     t = marks / steps_per_t
-    params = {"student": s_act.name, "teacher": t_act.name, "p": p, "k": k, "d": d,
-              "gamma": gamma, "noise": noise, "t_max": t_max, "seeds": n_runs, "seed": seed,
-              "init_scale": init_scale, "spherical": spherical, "float32": float32}
     q_dims = ("seed", "t", "j", "l") if record_q else ("seed", "t", "j")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns after divergence
         mean = np.nanmean(risk, axis=0)
         std = np.nanstd(risk, axis=0, ddof=1) if n_runs > 1 else np.zeros(n_t)
-    return xr.Dataset(
+    ds = xr.Dataset(
         {
             "risk": (("seed", "t"), risk),
             "risk_mean": ("t", mean),
@@ -189,8 +167,7 @@ def simulate(
             "steps": ("t", marks),
         },
         coords={"t": t, "seed": np.arange(n_runs)},
-        attrs={"params": dumps(params), "version": twolayer.__version__, "model": "sgd",
-               "method": "simulate", "elapsed_s": elapsed,
-               "us_per_step_per_run": 1e6 * elapsed / max(1, n_total * n_runs),
-               "compiled": int(compiled)},
     )
+    return stamp(ds, prm, status, message, seconds=elapsed,
+                 us_per_step_per_run=1e6 * elapsed / max(1, n_total * n_runs),
+                 compiled=int(compiled))

@@ -38,7 +38,6 @@ rules it agrees with the full ODE to ≤ 4e-7 (tests). ``spherical=True`` keeps 
 from __future__ import annotations
 
 import math
-import time
 from functools import cache
 from typing import NamedTuple
 
@@ -47,18 +46,17 @@ import xarray as xr
 from numpy.polynomial.legendre import leggauss
 from scipy import special
 
-import twolayer
 from twolayer import _validate as check
 from twolayer import activations
 from twolayer.activations import Activation
 from twolayer.errors import ModelAssumptionError, ParameterError
 from twolayer.gaussian import TRAPEZOID_H_X, TRAPEZOID_RADIUS, hermite_rule, trapezoid_rule
-from twolayer.io import dumps
+from twolayer.params import SgdOde
 from twolayer.sgd.init import Overlaps, initial_weights
 from twolayer.sgd.integrals import _polynomial
-from twolayer.sgd.ode import check_run, integrate, time_grid
+from twolayer.sgd.ode import Run, run_solver, time_grid
 
-__all__ = ["Reduced", "ode_wide", "reduced_overlaps"]
+__all__ = ["Reduced", "integrate_wide", "reduced_overlaps"]
 
 _SQ2PI = math.sqrt(2.0 * math.pi)
 _L = 10.0  # half-width of the split rule: the Gaussian mass beyond 10 is below 1e-22
@@ -307,37 +305,15 @@ def _nodes_per_axis(k: int, n_nu: int | None, polynomial: bool) -> int:
     return {1: 48, 2: 20, 3: 12}.get(k, 8)
 
 
-def ode_wide(
-    student: str = "erf",
-    teacher: str = "erf",
-    *,
-    p: int | None = None,
-    k: int | None = None,
-    gamma: float,
-    t_max: float,
-    noise: float = 0.0,
-    d: int = 1000,
-    seed: int = 0,
-    init_scale: float = 1.0,
-    init: Reduced | Overlaps | None = None,
-    variance: bool = True,
-    spherical: bool = False,
-    method: str = "RK45",
-    dt: float = 1e-3,
-    rtol: float = 1e-7,
-    atol: float = 1e-10,
-    per_decade: int = 20,
-    n_nu: int | None = None,
-    n_z: int | None = None,
-) -> xr.Dataset:
-    """Integrate the large-width reduced ODE; return R(t), M(t), q(t) and diag Q(t).
+def integrate_wide(prm: SgdOde) -> tuple[xr.Dataset, Run]:
+    """The large-width reduced ODE (``twolayer.sgd.ode(..., reduction="wide")``).
 
-    Same conventions and parameters as :func:`twolayer.sgd.ode` (t = ν·γ/(p·d), variance term
-    (γ/p)·E[e²σ'σ'] with label noise Δ). The start is ``init`` (reduced overlaps, or full
-    overlaps whose off-diagonal orthogonal part is dropped) or the reduced overlaps of the
-    weights :func:`twolayer.sgd.simulate` draws for (p, k, d, seed, init_scale, spherical).
-    Cost per right-hand side ∝ p · N_ν (· N_z for activations without closed forms); memory
-    ∝ p·k per recorded time.
+    Same conventions as the full ODE (t = ν·γ/(p·d), variance term (γ/p)·E[e²σ'σ'] with label
+    noise Δ). The start is ``init`` (reduced overlaps, or full overlaps whose off-diagonal
+    orthogonal part is dropped) or the reduced overlaps of the weights
+    :func:`twolayer.sgd.simulate` draws for (p, k, d, seed, init_scale, spherical). Cost per
+    right-hand side ∝ p · N_ν (· N_z for activations without closed forms); memory ∝ p·k per
+    recorded time. Returns R(t), M(t), q(t) and diag Q(t).
 
     Quadrature (None: the defaults). ``n_z``: Gauss–Hermite nodes for the z-moments; default 24
     for he1–he4 (exact) and the trapezoid rule for other smooth activations. ``n_nu``: nodes per
@@ -349,63 +325,42 @@ def ode_wide(
     Gauss–Hermite, which is off by 0.1% to 40% for tanh at diag Q ≈ 2–8 with the former
     defaults (20, 24 at k = 2), but 4–13× cheaper at k = 2–3.
     """
-    gamma, t_max, noise = check_run(gamma, t_max, noise, method)
-    if n_z is not None:
-        n_z = check.integer("n_z", n_z, low=2)
-    method = "RK45" if method == "auto" else method
+    init = prm.overlaps()
+    n_z, n_nu = prm.n_z, prm.n_nu
+    solver = "RK45" if prm.solver == "auto" else prm.solver
+    rtol = 1e-7 if prm.rtol is None else prm.rtol
     if init is None:
-        if p is None or k is None:
-            raise ParameterError("give p and k (or init overlaps)")
-        p, k = check.integer("p", p), check.integer("k", k)
-        d = check.integer("d", d)
-        if d <= k:
-            raise ParameterError(f"d = {d} must exceed k = {k}")
-        init_scale = check.real("init_scale", init_scale, low=0.0, strict=True)
-        init = reduced_overlaps(*initial_weights(p, k, d, check.integer("seed", seed, low=0),
-                                                 init_scale, spherical))
+        if prm.d <= prm.k:
+            raise ParameterError(f"d = {prm.d} must exceed k = {prm.k}")
+        init = reduced_overlaps(*initial_weights(prm.p, prm.k, prm.d, prm.seed, prm.init_scale,
+                                                 prm.spherical))
     elif isinstance(init, Overlaps):
-        init.check()
         span = _span(init.M, np.linalg.inv(init.P))
         init = Reduced(init.M, np.maximum(np.diag(init.Q) - span, 0.0), init.P)
     M0, q0, P = (np.asarray(a, dtype=float) for a in init)
-    if (p is not None and p != M0.shape[0]) or (k is not None and k != P.shape[0]):
-        raise ParameterError(
-            f"the init overlaps are for p={M0.shape[0]}, k={P.shape[0]}, not p={p}, k={k}")
     p, k = M0.shape
-    s, t = activations.get(student), activations.get(teacher)
+    s, t = activations.get(prm.student), activations.get(prm.teacher)
     polynomial = all(_closed(a) in (_linear, _square) for a in (s, t))
     if n_nu is not None or t.kinks or all(_polynomial(a) for a in (s, t)):
         n_nu = _nodes_per_axis(k, n_nu, polynomial)
     if n_z is None and _polynomial(s):
         n_z = 24
-    system = _WideSystem(s, t, P, p, gamma, noise, variance, spherical, n_nu, n_z)
-    if spherical and not np.allclose(q0 + system.in_span(M0), 1.0, atol=1e-8):
+    system = _WideSystem(s, t, P, p, prm.gamma, prm.noise, prm.variance, prm.spherical, n_nu,
+                         n_z)
+    if prm.spherical and not np.allclose(q0 + system.in_span(M0), 1.0, atol=1e-8):
         raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
-    if method == "euler":
-        dt = check.real("dt", dt, low=0.0, strict=True)
-    t_eval = time_grid(t_max, per_decade)
-    started = time.perf_counter()
-    ys, status, t_stop, nfev, message = integrate(system.rhs, system.pack(M0, q0), t_eval,
-                                                  method, rtol, atol, dt)
-    elapsed = time.perf_counter() - started
+    t_eval = time_grid(prm.t_max, prm.per_decade)
+    run = run_solver(system.rhs, system.pack(M0, q0), t_eval, prm, solver, rtol)
     risk = np.full(t_eval.size, np.nan)
     Ms = np.full((t_eval.size, p, k), np.nan)
     qs = np.full((t_eval.size, p), np.nan)
-    for i in np.flatnonzero(np.all(np.isfinite(ys), axis=0)):
-        Ms[i], qs[i] = system.unpack(ys[:, i])
+    for i in np.flatnonzero(np.all(np.isfinite(run.ys), axis=0)):
+        Ms[i], qs[i] = system.unpack(run.ys[:, i])
         risk[i] = system.risk(Ms[i], qs[i])
-    params = {"student": s.name, "teacher": t.name, "p": p, "k": k, "gamma": gamma,
-              "noise": noise, "t_max": t_max, "variance": variance, "spherical": spherical,
-              "method": method, "d": d, "seed": seed, "init_scale": init_scale, "rtol": rtol,
-              "atol": atol, "n_nu": n_nu, "n_z": n_z, "reduced": True}
-    if method == "euler":
-        params["dt"] = dt
     Q_diag = qs + _span(Ms, system.P_inv)
-    return xr.Dataset(
+    ds = xr.Dataset(
         {"risk": ("t", risk), "M": (("t", "j", "r"), Ms), "q": (("t", "j"), qs),
          "Q_diag": (("t", "j"), Q_diag), "P": (("r", "s"), P)},
-        coords={"t": t_eval},
-        attrs={"status": status, "t_stop": t_stop, "nfev": nfev, "message": message,
-               "elapsed_s": elapsed, "params": dumps(params), "version": twolayer.__version__,
-               "model": "sgd", "method": "ode-wide"},
-    )
+        coords={"t": t_eval}, attrs={"n_nu": -1 if n_nu is None else n_nu,
+                                     "n_z": -1 if n_z is None else n_z})
+    return ds, run

@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from twolayer.cli_experiments import Json, Overwrite, Scheduler, _Bar
+from twolayer.cli.common import Json, Overwrite, Scheduler, resumable
+from twolayer.cli.experiments import Bar
 
 
-class _Sections(_Bar):
+class _Sections(Bar):
     """The run's progress bar, with one line on stderr per experiment of the recipe."""
 
     def section(self, name: str) -> None:
@@ -55,13 +56,9 @@ def reproduce_command(
     if name is None:
         raise ParameterError("give a recipe NAME, or --list to see them: "
                              + ", ".join(RECIPES))
-    try:
+    with resumable():
         out = reproduce(name, directory, size="full" if full else "small", workers=workers,
                         scheduler=scheduler, overwrite=overwrite, progress=_Sections())
-    except KeyboardInterrupt:
-        print("twolayer: interrupted; the finished points are stored: run the same command "
-              "to resume", file=sys.stderr)
-        raise typer.Exit(130) from None
     if json_:
         print(dumps(out.as_dict()))
         return

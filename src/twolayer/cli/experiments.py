@@ -1,8 +1,6 @@
 """``twolayer run FILE.toml``, ``twolayer show RESULT``, ``twolayer plot RESULT`` (thin).
 
 Dask is imported only inside ``run`` (by the sweep runner), so ``twolayer --help`` stays fast.
-This module does not import :mod:`twolayer.cli` (which registers these commands), so either can
-be imported first.
 """
 
 from __future__ import annotations
@@ -12,18 +10,14 @@ from typing import Annotated
 
 import typer
 
-Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-Overwrite = Annotated[bool, typer.Option(
-    "--overwrite", help="Replace an output that holds a different experiment.")]
+from twolayer.cli.common import Json, Overwrite, Scheduler, resumable
+
 Workers = Annotated[int, typer.Option(
     "--workers", help="Local Dask worker processes, one thread each (0: compute in this process, "
     "one point after the other).")]
-Scheduler = Annotated[str | None, typer.Option(
-    "--scheduler", help="Address of a running Dask scheduler (tcp://host:8786), e.g. a "
-    "dask-jobqueue cluster; replaces the local workers.")]
 
 
-class _Bar:
+class Bar:
     """A rich progress bar on stderr: points done of those to compute, failed, cached, ETA."""
 
     def __init__(self) -> None:
@@ -77,13 +71,9 @@ def run_command(
     from twolayer.io import dumps
 
     exp = load_config(config)
-    try:
+    with resumable():
         ds, _info = run_experiment(exp, workers=workers, scheduler=scheduler,
-                                  overwrite=overwrite, progress=_Bar())
-    except KeyboardInterrupt:
-        print("twolayer: interrupted; the finished points are stored: run the same command "
-              "to resume", file=sys.stderr)
-        raise typer.Exit(130) from None
+                                   overwrite=overwrite, progress=Bar())
     summary = summarize(ds)
     if json_:
         print(dumps({**summary, "output": str(exp.output), "store": str(exp.store)}))

@@ -1,0 +1,80 @@
+"""The command line ``twolayer`` (thin: parse, call the library, print or save).
+
+One module per command group — :mod:`~twolayer.cli.onestep`, :mod:`~twolayer.cli.sgd`,
+:mod:`~twolayer.cli.experiments` (run, show, plot), :mod:`~twolayer.cli.reproduce` — and
+:mod:`~twolayer.cli.common` for what they share (options built from the parameter objects of
+:mod:`twolayer.params`, errors, output). User mistakes exit with status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from twolayer import __version__
+from twolayer.cli import experiments, onestep, reproduce, sgd
+from twolayer.cli.common import UserError, error, warnings_to_stderr
+from twolayer.errors import TwolayerError
+
+__all__ = ["app", "main", "run"]
+
+app = typer.Typer(
+    help="Exact high-dimensional theory and simulations of two-layer neural networks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(onestep.app, name="onestep")
+app.add_typer(sgd.app, name="sgd")
+experiments.register(app)
+reproduce.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"twolayer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """twolayer: theory curves beside simulations, for two-layer networks."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv``; user mistakes become one line on stderr and status 2.
+
+    Typer's command-line errors (click's ``UsageError`` family) are recognised by their
+    ``exit_code`` and ``format_message``.
+    """
+    warnings_to_stderr()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        rv = app(args=argv or ["--help"], prog_name="twolayer", standalone_mode=False)
+    except (UserError, TwolayerError) as e:
+        error(str(e))
+        return 2
+    except BrokenPipeError:
+        return 1
+    except Exception as e:
+        code = getattr(e, "exit_code", None)
+        if type(e).__name__ == "Abort":
+            error("aborted")
+            return 130
+        if code is None:
+            raise
+        if hasattr(e, "format_message") and code != 0:
+            error(e.format_message())
+        return int(code)
+    return rv if isinstance(rv, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

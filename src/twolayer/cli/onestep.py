@@ -1,0 +1,182 @@
+"""``twolayer onestep theory|simulate``: one giant step, then a ridge readout (Cui et al. 2024)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from twolayer.cli.common import (
+    Json,
+    Out,
+    Overwrite,
+    Plot,
+    check_outputs,
+    emit_json,
+    params_command,
+    status_line,
+    table,
+)
+from twolayer.params import OnestepSimulate, OnestepTheory
+
+app = typer.Typer(
+    help="One giant gradient step then a ridge readout, after Cui et al. 2024: "
+    "theory and simulation",
+    no_args_is_help=True,
+)
+
+
+def _by_lam(arr, n_lam):
+    """1-d over α for a single λ, else α × λ nested lists."""
+    return arr[:, 0] if n_lam == 1 else arr
+
+
+def _dense(alphas: list[float]) -> list[float]:
+    """A fine α grid over the requested range, for smooth theory lines in figures."""
+    import numpy as np
+
+    lo, hi = min(alphas), max(alphas)
+    return sorted({*alphas, *np.linspace(lo, hi, 60).tolist()}) if hi > lo else list(alphas)
+
+
+def _title(prm) -> str:
+    return (f"σ={prm.student}, σ⋆={prm.teacher}, α0={prm.alpha0:g}, η̃={prm.eta:g}, "
+            f"Δ={prm.noise:g}")
+
+
+def _srf(th) -> dict:
+    return {k: th.attrs[k] for k in ("bulk_scale", "bulk_shrink", "spike", "alignment")}
+
+
+def _save(ds, out: str | None, overwrite: bool) -> None:
+    if out:
+        from twolayer.io import save_netcdf
+
+        save_netcdf(ds, out, overwrite=overwrite)
+
+
+def _curves(prm: OnestepTheory, with_rf: bool):
+    """Theory (and the RF baseline) on a dense α grid, for a figure."""
+    from twolayer.onestep import rf_theory, theory
+
+    dense = prm.replace(alpha=_dense(prm.alpha))
+    return theory(dense), (rf_theory(dense) if with_rf else None)
+
+
+@app.command("theory")
+@params_command(OnestepTheory)
+def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_: Json = False,
+                   overwrite: Overwrite = False) -> None:
+    """Spiked random-features theory of the test error vs α (RF baseline: --eta 0)."""
+    from twolayer.onestep import theory
+
+    check_outputs(out, plot, overwrite)
+    t0 = time.perf_counter()
+    th = theory(prm)
+    elapsed = time.perf_counter() - t0
+    th.attrs["seconds"] = elapsed
+    _save(th, out, overwrite)
+    if plot:
+        from twolayer.plotting import plot_onestep
+
+        th_d, rf_d = _curves(prm, prm.eta > 0)
+        plot_onestep(plot, theory=th_d, rf=rf_d, title=_title(prm))
+    n_lam = th.sizes["lam"]
+    if json_:
+        emit_json({
+            "alpha": th["alpha"].values, "lam": th["lam"].values,
+            **{k: _by_lam(th[k].values, n_lam)
+               for k in ("test_error", "train_error", "converged", "residual", "iterations")},
+            "srf": _srf(th)}, th, elapsed)
+        return
+    for j, lam in enumerate(th["lam"].values):
+        table({"alpha": [float(a) for a in th["alpha"].values],
+               "test error": [float(v) for v in th["test_error"].values[:, j]],
+               "train error": [float(v) for v in th["train_error"].values[:, j]],
+               "converged": ["yes" if c else "NO" for c in th["converged"].values[:, j]]},
+              f"one-step theory (d={th.attrs['spectrum']}), λ={lam:g}")
+    print("sRF: " + ", ".join(f"{k} {v:.4f}" for k, v in _srf(th).items())
+          + f"  [{elapsed:.2f} s]")
+    status_line(th)
+
+
+@app.command("simulate")
+@params_command(OnestepSimulate)
+def onestep_simulate(
+    prm: OnestepSimulate,
+    theory_: Annotated[bool, typer.Option(
+        "--theory/--no-theory", help="Also give the d = inf theory.")] = True,
+    out: Out = None,
+    plot: Plot = None,
+    json_: Json = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Simulate the network (giant step + ridge readout) over seeds, beside the theory."""
+    from twolayer.errors import TwolayerError
+    from twolayer.onestep import simulate, theory
+
+    check_outputs(out, plot, overwrite)
+    t0 = time.perf_counter()
+
+    def progress(done, total):
+        print(f"  run {done}/{total} done ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+
+    sim = simulate(prm, progress=progress)
+    elapsed = time.perf_counter() - t0
+    sim.attrs["seconds"] = elapsed
+    p = sim.attrs["p"]
+    th = None
+    th_prm = OnestepTheory.of({k: getattr(prm, k) for k in OnestepTheory.model_fields
+                               if k in OnestepSimulate.model_fields}, beta=p / prm.d)
+    if theory_ or plot:
+        try:
+            th = theory(th_prm)
+        except TwolayerError as e:  # e.g. no spiked form: simulate anyway
+            print(f"twolayer: warning: no theory: {e}", file=sys.stderr)
+    _save(sim, out, overwrite)
+    if plot:
+        from twolayer.plotting import plot_onestep
+
+        th_d, rf_d = _curves(th_prm, prm.eta > 0 and prm.alpha0 > 0) if th else (None, None)
+        plot_onestep(plot, theory=th_d, simulation=sim, rf=rf_d,
+                     title=_title(prm) + f", p={p}")
+    _emit_simulation(prm, sim, th, json_, elapsed)
+
+
+def _emit_simulation(prm, sim, th, json_: bool, elapsed: float) -> None:
+    n_lam = sim.sizes["lam"]
+    diag = {k: sim[k].values for k in ("spike_sv", "spike_overlap", "w1_overlap", "bulk_scale")}
+    if json_:
+        obj = {
+            "alpha": sim["alpha"].values, "lam": sim["lam"].values,
+            "test_error": _by_lam(sim["test_error_mean"].values, n_lam),
+            "test_error_std": _by_lam(sim["test_error_std"].values, n_lam),
+            "test_error_seeds": [_by_lam(x, n_lam) for x in sim["test_error"].values],
+            "train_error": _by_lam(sim["train_error_mean"].values, n_lam),
+            "diagnostics": diag, "p": sim.attrs["p"],
+        }
+        if th is not None:
+            obj["theory_test_error"] = _by_lam(th["test_error"].values, n_lam)
+            obj["theory_converged"] = _by_lam(th["converged"].values, n_lam)
+            obj["theory_status"] = th.attrs["status"]
+            obj["srf"] = {k: th.attrs[k] for k in ("bulk_scale", "spike", "alignment")}
+        emit_json(obj, sim, elapsed)
+        return
+    for j, lam in enumerate(sim["lam"].values):
+        cols = {
+            "alpha": [float(a) for a in sim["alpha"].values],
+            "simulation": [float(v) for v in sim["test_error_mean"].values[:, j]],
+            "± std": [float(v) for v in sim["test_error_std"].values[:, j]],
+        }
+        if th is not None:
+            cols["theory (d=inf)"] = [float(v) for v in th["test_error"].values[:, j]]
+        table(cols, f"one-step test error: d={prm.d}, p={sim.attrs['p']}, "
+              f"{sim.sizes['seed']} seeds, λ={lam:g}")
+    print("step diagnostics (mean over seeds): "
+          + ", ".join(f"{k} {float(v.mean()):.4f}" for k, v in diag.items()))
+    if th is not None:
+        print("theory sRF: " + ", ".join(f"{k} {v:.4f}" for k, v in _srf(th).items()))
+    print(f"[{elapsed:.1f} s]")
+    status_line(sim)

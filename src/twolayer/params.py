@@ -1,0 +1,510 @@
+"""The parameters of every model and method: one frozen object each.
+
+Each class below is the single source of its parameters' names, defaults, bounds and one-line
+docs. The library functions take their signatures from it (:func:`takes`), the command line
+builds its options from it (``twolayer.cli``), experiment files are validated by it
+(``twolayer.experiments.config``), the store key and every result's ``params`` attribute are its
+JSON (:meth:`Params.to_json`).
+
+>>> from twolayer.params import OnestepTheory
+>>> prm = OnestepTheory(alpha0=1.0, alpha=[0.5, 1, 2])
+>>> prm.eta, prm.replace(eta=0.0).eta
+(1.0, 0.0)
+
+Library calls and the command line validate leniently (``numpy`` scalars are numbers);
+experiment files strictly (the TOML string ``"1"`` is not a number). Every mistake raises
+:class:`~twolayer.errors.ParameterError` with one line naming the parameter.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from twolayer.errors import ParameterError
+
+__all__ = ["METHODS", "ODE_SOLVERS", "REDUCTIONS", "OnestepSimulate", "OnestepTheory", "Params",
+           "SgdOde", "SgdSimulate", "spec", "takes"]
+
+ODE_SOLVERS = ("auto", "BDF", "LSODA", "RK45", "DOP853", "Radau", "euler")
+REDUCTIONS = ("auto", "full", "wide")
+MAX_GRID = 100_000  # values in one list parameter (alpha, lam)
+
+
+def _doc(text: str, **bounds) -> Any:
+    """A field's default and bounds are given by the caller; this only adds the doc."""
+    return Field(description=text, **bounds)
+
+
+SPECS = ("linspace", "logspace", "range")
+
+
+# --------------------------------------------------------------------------- value checks
+def expand_spec(spec: dict) -> list:
+    """``{linspace = [a, b, n]}``, ``{logspace = [a, b, n]}`` (10^a … 10^b) or
+    ``{range = [start, stop, step]}`` (stop excluded) → the list of values."""
+    import numpy as np
+
+    if len(spec) != 1 or next(iter(spec)) not in SPECS:
+        raise ValueError(f"a spec table needs exactly one of {', '.join(SPECS)}; got "
+                         f"{{{', '.join(spec)}}}")
+    kind, args = next(iter(spec.items()))
+    ok = isinstance(args, list) and len(args) == 3 and all(
+        isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a)
+        for a in args)
+    if not ok:
+        raise ValueError(f"{kind} needs a list of three finite numbers; got {args!r}")
+    a, b, n = args
+    if kind in ("linspace", "logspace"):
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"the third entry of {kind} (the count) must be an integer >= 1; "
+                             f"got {n!r}")
+        if n > MAX_GRID:
+            raise ValueError(f"{kind} asks for {n} values (at most {MAX_GRID})")
+        vals = np.linspace(a, b, n) if kind == "linspace" else np.logspace(a, b, n)
+        return [float(v) for v in vals]
+    step = n
+    if step == 0:
+        raise ValueError("the step of range must not be 0")
+    count = math.ceil((b - a) / step - 1e-9)
+    if count < 1:
+        raise ValueError(f"range {args!r} is empty")
+    if count > MAX_GRID:
+        raise ValueError(f"range {args!r} has {count} values (at most {MAX_GRID})")
+    if all(isinstance(x, int) for x in args):
+        return list(range(a, b, step))
+    return [a + i * step for i in range(count)]
+
+
+def _activation(v: Any) -> str:
+    from twolayer import activations
+
+    if not isinstance(v, str):
+        raise ValueError(f"must be an activation name (a string); got {v!r}")
+    return activations.get(v).name  # UnknownActivationError lists the known names
+
+
+def grid(v: Any, *, positive: bool) -> list[float]:
+    """A number, a non-empty sequence of numbers or a {linspace|logspace|range} table → floats."""
+    if isinstance(v, Mapping):
+        v = expand_spec(dict(v))
+    if hasattr(v, "tolist"):  # numpy arrays and scalars
+        v = v.tolist()
+    vals = list(v) if isinstance(v, (list, tuple)) else [v]
+    if not vals:
+        raise ValueError("must hold at least one value")
+    if len(vals) > MAX_GRID:
+        raise ValueError(f"holds {len(vals)} values (at most {MAX_GRID})")
+    out = []
+    for x in vals:
+        if isinstance(x, bool) or not isinstance(x, numbers.Real):
+            raise ValueError(f"must be a number or a list of numbers; got {x!r}")
+        if not math.isfinite(x):
+            raise ValueError(f"values must be finite; got {x!r}")
+        if (x <= 0) if positive else (x < 0):
+            raise ValueError(f"values must be {'> 0' if positive else '>= 0'}; got {x!r}")
+        out.append(float(x))
+    return out
+
+
+# --------------------------------------------------------------------------- the base class
+class Params(BaseModel):
+    """Base of the parameter objects: frozen, unknown names refused, finite numbers only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              arbitrary_types_allowed=True)
+
+    model: ClassVar[str]
+    method: ClassVar[str]
+    #: the library function that computes a result from these parameters ("module:function")
+    function: ClassVar[str]
+    #: parameters holding a list (an inner grid of one result): alpha, lam
+    lists: ClassVar[tuple[str, ...]] = ()
+    #: variables every result of this method carries
+    outputs: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("student", "teacher", mode="before", check_fields=False)
+    @classmethod
+    def _known_activation(cls, v):
+        return _activation(v)
+
+    # ---- construction with one-line errors
+    @classmethod
+    def of(cls, values: Mapping[str, Any] | None = None, /, *, strict: bool = False,
+           **kwargs: Any):
+        """Validated parameters from a mapping and/or keywords; ParameterError on a mistake."""
+        data = {**(values or {}), **kwargs}
+        try:
+            return cls.model_validate(data, strict=strict)
+        except ValidationError as e:
+            raise ParameterError(describe(e, cls)) from None
+
+    def replace(self, **changes: Any):
+        """A validated copy with some parameters changed."""
+        return type(self).of(self.as_dict(), **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (lists, numbers, strings, None)."""
+        return self.model_dump(mode="json")
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys): a result's ``params`` attribute, part of a store key."""
+        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every parameter's default, as plain values."""
+        return cls().as_dict()
+
+    @classmethod
+    def doc(cls, name: str) -> str:
+        """The one-line doc of a parameter."""
+        return cls.model_fields[name].description or ""
+
+    def compute(self, **runtime: Any):
+        """Run the library function of this model and method on these parameters."""
+        import importlib
+
+        module, name = self.function.split(":")
+        return getattr(importlib.import_module(module), name)(self, **runtime)
+
+
+_PHRASES = {  # pydantic error type → the package's phrase (as scikit-learn's validation)
+    "greater_than": "must be > {gt:g}",
+    "greater_than_equal": "must be >= {ge:g}",
+    "finite_number": "must be finite",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a real number",
+    "float_parsing": "must be a real number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "literal_error": "must be one of {expected}",
+}
+
+
+def describe(err: ValidationError, cls: type[Params]) -> str:
+    """One line from pydantic's first error: "the 'alpha0' parameter must be >= 0; got -1"."""
+    e = err.errors(include_url=False)[0]
+    loc = [p for p in e["loc"] if isinstance(p, str) and p in cls.model_fields]
+    name = loc[0] if loc else (e["loc"][0] if e["loc"] else "?")
+    got = e.get("input")
+    if e["type"] == "extra_forbidden":
+        return (f"unknown parameter {name!r} for {cls.model} {cls.method}; known: "
+                f"{', '.join(cls.model_fields)}")
+    if e["type"] in _PHRASES:
+        msg = _PHRASES[e["type"]].format(**e.get("ctx", {}))
+    else:  # our validators' own words
+        msg = e["msg"].removeprefix("Value error, ").removeprefix("values ")
+    tail = "" if "got" in msg or isinstance(got, Mapping) else f"; got {got!r}"
+    return f"the {name!r} parameter {msg}{tail}"
+
+
+# --------------------------------------------------------------------------- one giant step
+class _Onestep(Params):
+    model: ClassVar[str] = "onestep"
+    lists: ClassVar[tuple[str, ...]] = ("alpha", "lam")
+
+    student: str = _doc("student activation σ (a registry name)", default="tanh")
+    teacher: str = _doc("teacher activation σ⋆ (a registry name)", default="tanh")
+    alpha0: float = _doc("samples of the giant step per dimension, α0 = n0/d", default=0.5,
+                         ge=0)
+    eta: float = _doc("learning rate η̃ of the giant step (0: random features)", default=1.0,
+                      ge=0)
+    lam: list[float] = _doc("ridge penalty λ of the readout (a list: one result per value)",
+                            default=[0.01])
+    alpha: list[float] = _doc("readout samples per dimension, α = n/d (a list)",
+                              default=[0.2, 0.6, 1.0, 1.6, 2.0, 3.0])
+    noise: float = _doc("label noise variance Δ", default=0.0, ge=0)
+    beta: float = _doc("width ratio β = p/d", default=1.0, gt=0)
+    seed: int = _doc("base random seed", default=0, ge=0)
+
+    @field_validator("alpha", mode="before")
+    @classmethod
+    def _alpha(cls, v):
+        return grid(v, positive=True)
+
+    @field_validator("lam", mode="before")
+    @classmethod
+    def _lam(cls, v):
+        return grid(v, positive=False)
+
+
+class OnestepTheory(_Onestep):
+    """Spiked random-features theory of the one-step network (``twolayer onestep theory``)."""
+
+    method: ClassVar[str] = "theory"
+    function: ClassVar[str] = "twolayer.onestep.theory:theory"
+    outputs: ClassVar[tuple[str, ...]] = ("test_error", "train_error", "converged", "residual")
+
+    d: int | Literal["inf"] = _doc("'inf' (Marchenko–Pastur bulk) or a finite dimension d",
+                                   default="inf")
+    draws: int = _doc("finite d: independent bulks averaged", default=1, ge=1)
+    n_kappa: int = _doc("Gauss–Hermite nodes of the conditional channel", default=96, ge=4)
+    n_spectrum: int = _doc("quadrature nodes of the Marchenko–Pastur bulk", default=200, ge=8)
+    tol: float = _doc("tolerance of the fixed-point iteration", default=1e-10, gt=0)
+    max_iter: int = _doc("iterations of the fixed point before it is reported unconverged",
+                         default=5000, ge=1)
+
+    @field_validator("d", mode="before")
+    @classmethod
+    def _d(cls, v):
+        if v == math.inf or (isinstance(v, str) and v.strip().lower() in ("inf", "infinity")):
+            return "inf"
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise ValueError(f"must be an integer >= 1 or 'inf'; got {v!r}")
+        if v < 1:
+            raise ValueError(f"must be >= 1 (or 'inf'); got {v!r}")
+        return int(v)
+
+    @property
+    def d_inf(self) -> bool:
+        return self.d == "inf"
+
+    @property
+    def width(self) -> int:
+        """p = max(1, round(β·d)) for a finite d."""
+        return max(1, round(self.beta * self.d))
+
+
+class OnestepSimulate(_Onestep):
+    """The one-step network itself, over seeds (``twolayer onestep simulate``)."""
+
+    method: ClassVar[str] = "simulate"
+    function: ClassVar[str] = "twolayer.onestep.simulate:simulate"
+    outputs: ClassVar[tuple[str, ...]] = ("test_error", "test_error_mean", "test_error_std")
+
+    d: int = _doc("input dimension d", default=1000, ge=1)
+    p: int | None = _doc("hidden width p (default: round(β·d))", default=None, ge=1)
+    seeds: int = _doc("independent runs (run i draws from default_rng([seed, i]))", default=3,
+                      ge=1)
+    n_test: int = _doc("test samples per run", default=10000, ge=1)
+    float32: bool = _doc("features in float32 (the ridge solves stay float64)", default=False)
+
+    @property
+    def width(self) -> int:
+        """p, or max(1, round(β·d)) when p is not given."""
+        return self.p if self.p is not None else max(1, round(self.beta * self.d))
+
+
+# --------------------------------------------------------------------------- committee SGD
+class _Sgd(Params):
+    model: ClassVar[str] = "sgd"
+
+    student: str = _doc("student activation σ (a registry name)", default="erf")
+    teacher: str = _doc("teacher activation σ⋆ (a registry name)", default="erf")
+    p: int = _doc("student width p", default=2, ge=1)
+    k: int = _doc("teacher width k", default=2, ge=1)
+    d: int = _doc("input dimension d (draws the initial weights)", default=1000, ge=1)
+    gamma: float = _doc("SGD learning rate γ (the step is (γ/p)·gradient)", default=0.5, gt=0)
+    noise: float = _doc("label noise variance Δ", default=0.0, ge=0)
+    seed: int = _doc("seed of the initial weights (and base seed of the runs)", default=0,
+                     ge=0)
+    init_scale: float = _doc("std of the student's initial weights", default=1.0, gt=0)
+    spherical: bool = _doc("keep every ‖w_j‖² = d (Q_jj = 1)", default=False)
+    init: Any = _doc("start exactly at these overlaps: a JSON file with keys Q, M, P "
+                     "(in Python also an Overlaps)", default=None)
+    per_decade: int = _doc("recorded times per decade of t", default=20, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sizes_from_init(cls, data):
+        """Given overlaps (not a file), p and k default to theirs."""
+        if isinstance(data, Mapping) and data.get("init") is not None:
+            init = data["init"]
+            M = init.get("M") if isinstance(init, Mapping) else getattr(init, "M", None)
+            P = init.get("P") if isinstance(init, Mapping) else getattr(init, "P", None)
+            if M is not None and P is not None:
+                import numpy as np
+
+                shape = np.shape(M)
+                data = {"p": shape[0], "k": np.shape(P)[0], **data}
+        return data
+
+    @field_validator("init", mode="before")
+    @classmethod
+    def _init(cls, v):
+        if v is None or isinstance(v, str):
+            return v
+        if isinstance(v, Mapping):
+            import numpy as np
+
+            if {"Q", "M", "P"} <= set(v):
+                from twolayer.sgd.init import Overlaps
+
+                v = Overlaps(*(np.array(v[k], dtype=float) for k in ("Q", "M", "P")))
+            elif {"M", "q", "P"} <= set(v):
+                from twolayer.sgd.wide import Reduced
+
+                v = Reduced(*(np.array(v[k], dtype=float) for k in ("M", "q", "P")))
+        if all(hasattr(v, a) for a in ("Q", "M", "P", "check")):
+            return v.check()
+        if all(hasattr(v, a) for a in ("M", "q", "P")):
+            return v
+        raise ValueError("must be a path to a JSON file of Q, M, P, or overlaps (Overlaps, "
+                         f"or Reduced for the wide reduction); got {type(v).__name__}")
+
+    @model_validator(mode="after")
+    def _init_matches(self):
+        if self.init is not None and not isinstance(self.init, str):
+            p, k = self.init.M.shape[0], self.init.P.shape[0]
+            if (self.p, self.k) != (p, k):
+                raise ValueError(f"the init overlaps are for p={p}, k={k}, not p={self.p}, "
+                                 f"k={self.k}")
+        return self
+
+    def model_dump(self, **kw):  # overlaps as nested lists (a digest when large)
+        out = super().model_dump(**{**kw, "exclude": {"init"}})
+        out["init"] = _init_json(self.init)
+        return out
+
+    def replace(self, **changes: Any):
+        return type(self).of({k: getattr(self, k) for k in type(self).model_fields}, **changes)
+
+    def overlaps(self, base_dir: str | None = None):
+        """The ``init`` overlaps (loaded from the file when a path, sizes checked), or None."""
+        if self.init is None or not isinstance(self.init, str):
+            return self.init
+        import os
+
+        from twolayer.sgd.init import load_overlaps
+
+        path = self.init if base_dir is None else os.path.join(base_dir, self.init)
+        ov = load_overlaps(path)
+        if (ov.p, ov.k) != (self.p, self.k):
+            raise ParameterError(f"the init overlaps in {self.init!r} are for p={ov.p}, "
+                                 f"k={ov.k}; the parameters say p={self.p}, k={self.k}")
+        return ov
+
+
+def _init_json(v) -> Any:
+    """``init`` as JSON: a path, the matrices as nested lists, or a digest when they are large."""
+    if v is None or isinstance(v, str):
+        return v
+    import hashlib
+
+    names = [n for n in ("Q", "M", "q", "P") if hasattr(v, n)]
+    arrays = {n: getattr(v, n) for n in names}
+    if sum(a.size for a in arrays.values()) <= 20_000:
+        return {n: a.tolist() for n, a in arrays.items()}
+    h = hashlib.sha256(b"".join(a.astype(float).tobytes() for a in arrays.values()))
+    return {"sha256": h.hexdigest(), **{f"{n}_shape": list(a.shape) for n, a in arrays.items()}}
+
+
+class SgdOde(_Sgd):
+    """The overlap ODEs of one-pass SGD (``twolayer sgd ode``)."""
+
+    method: ClassVar[str] = "ode"
+    function: ClassVar[str] = "twolayer.sgd.ode:ode"
+    outputs: ClassVar[tuple[str, ...]] = ("risk",)
+
+    t_max: float = _doc("final time t = ν·γ/(p·d)", default=100.0, gt=0)
+    variance: bool = _doc("keep the (γ/p) SGD-variance term (off: gradient flow)",
+                          default=True)
+    reduction: Literal[REDUCTIONS] = _doc(
+        "full ODE in (Q, M); wide: the large-width reduction in (M, q), cost ∝ p; auto: full "
+        "up to p = 64, wide above for d ≥ 100", default="auto")
+    solver: Literal[ODE_SOLVERS] = _doc(
+        "auto, a scipy solve_ivp method, or euler (fixed step dt)", default="auto")
+    dt: float = _doc("step of the euler solver", default=1e-3, gt=0)
+    rtol: float | None = _doc("relative tolerance (default: 1e-8 for erf, 1e-6 otherwise; "
+                              "1e-7 for the wide reduction)", default=None, gt=0)
+    atol: float = _doc("absolute tolerance", default=1e-10, gt=0)
+    n_nu: int | None = _doc("wide reduction: Gauss–Hermite nodes per ν-axis (default: a "
+                            "trapezoid rule)", default=None, ge=2)
+    n_z: int | None = _doc("wide reduction: Gauss–Hermite nodes of the z-moments (default: "
+                           "a trapezoid rule)", default=None, ge=2)
+
+
+class SgdSimulate(_Sgd):
+    """One-pass SGD itself, all seeds stepped together (``twolayer sgd simulate``)."""
+
+    method: ClassVar[str] = "simulate"
+    function: ClassVar[str] = "twolayer.sgd.simulate:simulate"
+    outputs: ClassVar[tuple[str, ...]] = ("risk", "risk_mean", "risk_std")
+
+    t_max: float = _doc("final time t = ν·γ/(p·d)", default=10.0, gt=0)
+    seeds: int = _doc("runs (same start, independent data)", default=4, ge=1)
+    float32: bool = _doc("weights and inputs in float32", default=False)
+
+
+METHODS: dict[tuple[str, str], type[Params]] = {
+    (c.model, c.method): c for c in (OnestepTheory, OnestepSimulate, SgdOde, SgdSimulate)}
+
+
+def spec(model: str, method: str) -> type[Params]:
+    """The parameter class of a model and method (ParameterError lists the known ones)."""
+    try:
+        return METHODS[(model, method)]
+    except KeyError:
+        known = ", ".join(f"{a} {b}" for a, b in METHODS)
+        raise ParameterError(f"unknown model and method {model!r} {method!r}; known: {known}"
+                             ) from None
+
+
+# --------------------------------------------------------------------------- library signatures
+def takes(cls: type[Params]) -> Callable[[Callable], Callable]:
+    """Give ``impl(prm, **runtime)`` the public signature of ``cls``'s parameters.
+
+    The decorated function accepts the parameters as keywords (student and teacher also
+    positionally), or a ``cls`` instance as its first argument with keywords overriding it; the
+    keyword-only arguments of ``impl`` after ``prm`` (callbacks, …) pass through unchanged.
+    """
+
+    def wrap(impl: Callable) -> Callable:
+        own = list(inspect.signature(impl).parameters.values())[1:]
+        runtime = {p.name for p in own}
+        fields = []
+        for i, (name, f) in enumerate(cls.model_fields.items()):
+            kind = (inspect.Parameter.POSITIONAL_OR_KEYWORD if i < 2
+                    else inspect.Parameter.KEYWORD_ONLY)
+            fields.append(inspect.Parameter(name, kind, default=f.get_default(
+                call_default_factory=True), annotation=f.annotation))
+
+        @functools.wraps(impl)
+        def api(*args, **kwargs):
+            extra = {k: kwargs.pop(k) for k in list(kwargs) if k in runtime}
+            if args and isinstance(args[0], cls):
+                prm = args[0].replace(**kwargs) if kwargs else args[0]
+                args = args[1:]
+                if args:
+                    raise TypeError(f"{impl.__name__}() takes one {cls.__name__} positionally")
+            else:
+                if len(args) > 2:
+                    raise TypeError(f"{impl.__name__}() takes at most 2 positional arguments "
+                                    "(student, teacher)")
+                kwargs.update(zip(("student", "teacher"), args, strict=False))
+                prm = cls.of(kwargs)
+            return impl(prm, **extra)
+
+        api.__signature__ = inspect.Signature(fields + own)
+        lines = [f"    {n}: {cls.doc(n)} (default {f.default!r})"
+                 for n, f in cls.model_fields.items()]
+        api.__doc__ = (impl.__doc__ or "") + (
+            f"\n\n    Parameters (:class:`twolayer.params.{cls.__name__}`)\n    ----------\n"
+            + "\n".join(lines) + "\n")
+        api.params = cls
+        return api
+
+    return wrap
