@@ -1,6 +1,7 @@
 """Simulation of the one-step network: a giant gradient step on W, then a ridge readout.
 
-Conventions (design.md, Model 1): x ~ N(0, I_d); y = σ⋆(θ·x) + √Δ ξ with ‖θ‖ = 1;
+Conventions (the setting of Cui et al. 2024, arXiv 2402.04980): x ~ N(0, I_d);
+y = σ⋆(θ·x) + √Δ ξ with ‖θ‖ = 1 (θ the teacher direction);
 f(x) = (1/√p) Σ_j a_j σ(w_j·x); rows of W0 uniform on the unit sphere, a_j = 1/√p.
 Step on n0 = round(α0·d) fresh samples: W1 = W0 − η̃·p·∇_W ½ mean(y − f)², i.e.
 w1_j = w0_j + (η̃/n0) Σ_μ (y_μ − f0(x_μ)) σ'(w0_j·x_μ) x_μ. Readout: for each α and λ,

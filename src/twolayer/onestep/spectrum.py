@@ -1,19 +1,25 @@
 """What the giant step does to the first layer, and the spectra the sRF theory integrates over.
 
-Step map (Cui et al. 2024, Sec. 3, with the correction for non-centred σ of design.md). At
-initialisation f0(x) ≈ μ0 = E σ(z), so the step's residual is r = y − μ0 with E r = μ0⋆ − μ0 and
-E r² = E(σ⋆ − μ0)² + Δ. Row j after W1 = W0 − η̃·p·∇_W L reads
+Step map. Cui et al. 2024 (arXiv 2402.04980) model the network after the step by a spiked
+random-features model (bulk plus a rank-one spike) and characterise its test error in their
+Result 3.3 (arXiv v1 numbering); the map from (α0, η̃) to the model's parameters is derived here,
+with a correction the reference code lacks: for a non-centred σ, f0(x) ≈ μ0 = E σ(z) at
+initialisation, so the step's residual is ρ = y − μ0 with E ρ = μ0⋆ − μ0 and
+E ρ² = E(σ⋆ − μ0)² + Δ. Row j after W1 = W0 − η̃·p·∇_W L reads
 
-    w1_j = c₀·w0_j + η̃ μ1 g + (noise_j),      g = (1/n0) Σ_μ r_μ x_μ,
+    w1_j = c₀·w0_j + η̃ μ1 g + (noise_j),      g = (1/n0) Σ_μ ρ_μ x_μ,
 
-with c₀ = 1 + η̃ κ (μ0⋆ − μ0), κ = E σ''(z) (the mean residual shrinks the bulk), ‖g‖² =
-μ1⋆² + E r²/α0, and ‖noise_j‖² = η̃² E r² (E σ'² − μ1²)/α0. Hence, with ĝ = g/‖g‖:
+with c₀ = 1 + η̃ μ2 (μ0⋆ − μ0), μ2 = E σ''(z) the second Hermite coefficient (the mean residual
+shrinks the bulk; the reference takes c₀ = 1 and E y² for E ρ², which puts its relu/tanh theory
+11–34% above simulation at α0 = η̃ = 2), ‖g‖² =
+μ1⋆² + E ρ²/α0, and ‖noise_j‖² = η̃² E ρ² (E σ'² − μ1²)/α0. Hence, with ĝ = g/‖g‖ and θ the
+teacher direction:
 
-- bulk variance  c = c₀² + η̃² E r² (E σ'² − μ1²)/α0   (``bulk_scale`` = √c),
+- bulk variance  c = c₀² + η̃² E ρ² (E σ'² − μ1²)/α0   (``bulk_scale`` = √c),
 - spike strength r_s = η̃ μ1 ‖g‖   (each preactivation gains r_s·ĝ·x),
 - alignment      γ = ĝ·θ = μ1⋆/‖g‖.
 
-The map needs μ1(σ) ≠ 0 (else no uniform spike) and, when κ ≠ 0, an even part-free teacher
+The map needs μ1(σ) ≠ 0 (else no uniform spike) and, when μ2 ≠ 0, an even part-free teacher
 (μ2⋆ = 0): otherwise W0θ θᵀ adds an order-one per-neuron term the sRF model lacks.
 
 Bulk spectrum at d = ∞: Ω = W Π Wᵀ (p × p) has the Marchenko–Pastur law of ratio β = p/d scaled
@@ -46,10 +52,10 @@ class StepMap:
     """sRF parameters induced by the step (see the module docstring)."""
 
     bulk_scale: float  # √c: rms row norm of the bulk of W1
-    bulk_shrink: float  # c₀ = 1 + η̃ κ (μ0⋆ − μ0)
+    bulk_shrink: float  # c₀ = 1 + η̃ μ2 (μ0⋆ − μ0)
     spike: float  # r_s = η̃ μ1 ‖g‖
     alignment: float  # γ = μ1⋆ / ‖g‖
-    residual_var: float  # E r² = E(σ⋆ − μ0)² + Δ
+    residual_var: float  # E ρ² = E(σ⋆ − μ0)² + Δ
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -64,7 +70,7 @@ def step_map(student, teacher, alpha0: float, eta: float, noise: float = 0.0) ->
     alpha0 = real("alpha0", alpha0, low=0.0)
     eta = real("eta", eta, low=0.0)
     noise = real("noise", noise, low=0.0)
-    mu0, mu1, kappa = s.mu(0), s.mu(1), s.mu(2)
+    mu0, mu1, mu2 = s.mu(0), s.mu(1), s.mu(2)
     mu0t, mu1t = t.mu(0), t.mu(1)
     resid_var = t.second_moment - 2 * mu0 * mu0t + mu0**2 + noise
     if eta == 0.0 or alpha0 == 0.0:
@@ -74,12 +80,12 @@ def step_map(student, teacher, alpha0: float, eta: float, noise: float = 0.0) ->
             f"student {s.name!r} has mu1 = E sigma'(z) = 0: the step makes no uniform spike, "
             "so the spiked-RF theory does not apply"
         )
-    if abs(kappa) > _TINY and abs(t.mu(2)) > _TINY:
+    if abs(mu2) > _TINY and abs(t.mu(2)) > _TINY:
         raise ModelAssumptionError(
             f"student {s.name!r} has E sigma'' != 0 and teacher {t.name!r} has an even part "
             "(mu2 != 0): the step adds a per-neuron term outside the spiked-RF theory"
         )
-    shrink = 1.0 + eta * kappa * (mu0t - mu0)
+    shrink = 1.0 + eta * mu2 * (mu0t - mu0)
     ss = s.deriv_second_moment - mu1**2
     c = shrink**2 + eta**2 * resid_var * ss / alpha0
     gnorm = math.sqrt(mu1t**2 + resid_var / alpha0)

@@ -1,6 +1,7 @@
 """Asymptotic test error of the network after one giant step: the spiked random-features theory.
 
-Model (Cui et al. 2024, arXiv 2402.04980; conventions in design.md): x ~ N(0, I_d),
+Model (Cui et al. 2024, arXiv 2402.04980; the fixed point below is the characterisation of
+their Result 3.3, arXiv v1 numbering, generalised to any β): x ~ N(0, I_d),
 y = σ⋆(θ·x) + √Δ ξ; after the step the features are σ(W1 x) with W1 = √c·W0 + r_s 1 ĝᵀ (see
 :mod:`twolayer.onestep.spectrum`); the readout a minimises Σ_μ (y_μ − aᵀσ(W1 x_μ)/√p)² + λ‖a‖²
 on n = α·d samples; the error is the test MSE E(y − f)² (label noise included).
@@ -10,24 +11,26 @@ with μ0(κ) = E σ(r_s κ + √c z), μ1(κ) = E[σ(r_s κ + √c z) z]/√c an
 μ2(κ)² = E σ² − μ0(κ)² − c μ1(κ)². The teacher is σ⋆(γκ + √(1−γ²) τ), τ ⟂ κ. The replica
 saddle point of ridge regression on these features closes on the order parameters
 
-    q1 = aᵀΩa/p, q2 = ‖a‖²/p, V1, V2, θ = aᵀW v̂/√p, ψ = aᵀW ζ̂/√p, m = aᵀ1/√p
+    q1 = aᵀΩa/p, q2 = ‖a‖²/p, V1, V2, ϑ = aᵀW v̂/√p, ψ = aᵀW ζ̂/√p, m = aᵀ1/√p
 
 and their conjugates. With ⟨·⟩ the spectral averages of :class:`SpectralRule` (over the
 eigenvalues D of Ω = WΠWᵀ), S = λ + V̂1 D + V̂2, V(κ) = μ1²V1 + μ2²V2,
-c(κ) = μ0 m + μ1 κ θ and the residual E(κ) = E_τ[(y − c − μ1ψτ)²] + μ1²(q1 − ψ²) + μ2² q2:
+c(κ) = μ0 m + μ1 κ ϑ and the residual E(κ) = E_τ[(y − c − μ1ψτ)²] + μ1²(q1 − ψ²) + μ2² q2:
 
-    q1 = ⟨D (q̂1 D + q̂2 + θ̂²F' + ψ̂²H')/S²⟩      q2 = ⟨(q̂1 D + q̂2 + θ̂²F' + ψ̂²H')/S²⟩
-    V1 = ⟨D/S⟩,  V2 = ⟨1/S⟩,  θ = θ̂ ⟨F'/S⟩,  ψ = ψ̂ ⟨H'/S⟩
+    q1 = ⟨D (q̂1 D + q̂2 + ϑ̂²F' + ψ̂²H')/S²⟩      q2 = ⟨(q̂1 D + q̂2 + ϑ̂²F' + ψ̂²H')/S²⟩
+    V1 = ⟨D/S⟩,  V2 = ⟨1/S⟩,  ϑ = ϑ̂ ⟨F'/S⟩,  ψ = ψ̂ ⟨H'/S⟩
     q̂1,2 = (α/β) E_κ[μ1,2² E(κ)/(1+V)²]         V̂1,2 = (α/β) E_κ[μ1,2²/(1+V)]
-    θ̂ = (α/β) E_κ[κ μ1 (h − c)/(1+V)]           ψ̂ = (α/β) E_κ[μ1 h1/(1+V)]
-    m = E_κ[μ0 (h − μ1κθ)/(1+V)] / E_κ[μ0²/(1+V)]
+    ϑ̂ = (α/β) E_κ[κ μ1 (h − c)/(1+V)]           ψ̂ = (α/β) E_κ[μ1 h1/(1+V)]
+    m = E_κ[μ0 (h − μ1κϑ)/(1+V)] / E_κ[μ0²/(1+V)]
 
 with h(κ) = E_τ σ⋆, h1(κ) = E_τ[τ σ⋆]. Test error ε_g = E_κ E(κ); training error
 E_κ[E(κ)/(1+V)²]. At β = 1 this is the system of the reference notebook; the factor α/β
 (n/p) and the spectral weights F', H' generalise it to any β. The system is solved by damped
 iteration, vectorised over the whole (α, λ) grid at once; a point whose iterate blows up is
 restarted with heavier damping, and reported (NaN, ``converged = False``) if it never settles.
-θ and m, which enter linearly, are solved exactly at each step given V (no 1/λ gain).
+ϑ (``vartheta``, the readout's overlap with the spike direction; θ is the teacher) and m, which
+enter linearly, are solved exactly at each step given V (no 1/λ gain). κ = ĝ·x is the input's
+projection on the spike direction throughout (the step map's E σ'' is called μ2).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from twolayer.results import stamp
 
 __all__ = ["ChannelTables", "channel_tables", "solve", "theory"]
 
-_ORDER = ("q1", "q2", "V1", "V2", "theta", "psi", "m")
+_ORDER = ("q1", "q2", "V1", "V2", "vartheta", "psi", "m")
 _MAX_RESTARTS = 6
 
 
@@ -154,8 +157,8 @@ def solve(
         Vh1 = A * E(mu1**2 * inv)
         Vh2 = A * E(mu2**2 * inv)
         S = lam + Vh1 * D + Vh2
-        # θ and m enter the channel linearly: solve them exactly given V (a naive iteration of
-        # θ = θ̂⟨F'/S⟩ has gain ~1/λ on the null space of Ω when β > 1).
+        # ϑ and m enter the channel linearly: solve them exactly given V (a naive iteration of
+        # ϑ = ϑ̂⟨F'/S⟩ has gain ~1/λ on the null space of Ω when β > 1).
         gF = np.sum(wF / S, -1)[..., None]
         b_th, e_th = A * E(K**2 * mu1**2 * inv), A * E(K * mu1 * mu0 * inv)
         a_th = A * E(K * mu1 * h * inv)
@@ -177,7 +180,7 @@ def solve(
             "q2": np.sum(src * wD + thh**2 / S**2 * wF + psh**2 / S**2 * wH, -1),
             "V1": np.sum(D / S * wD, -1),
             "V2": np.sum(1 / S * wD, -1),
-            "theta": th_new[..., 0],
+            "vartheta": th_new[..., 0],
             "psi": psh[..., 0] * np.sum(wH / S, -1),
             "m": m_new[..., 0],
         }
