@@ -77,7 +77,7 @@ def reproduce(name: str, directory: str | os.PathLike = "twolayer-reproduce", *,
     import matplotlib.pyplot as plt
 
     from twolayer.experiments import parse_config, run_experiment
-    from twolayer.experiments.figures import save_figure
+    from twolayer.plotting.results import save_figure
 
     rec = recipe(name)
     if size not in SIZES:
