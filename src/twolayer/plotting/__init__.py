@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import importlib
 
-_WHERE = {"plot_onestep": "curves", "plot_sgd": "curves",
+_WHERE = {"plot_onestep": "curves", "plot_sgd": "curves", "onestep_figure": "curves",
+          "sgd_figure": "curves",
           "FigurePlan": "results", "figure_plan": "results", "plot_file": "results",
           "plot_result": "results", "figure_paths": "save", "save_figure": "save"}
 

@@ -1,4 +1,14 @@
-"""Figures (matplotlib, Agg backend): one-step learning curves, SGD risk curves."""
+"""What a command's ``--plot FILE`` draws: the theory beside the simulation of one run.
+
+- :func:`plot_onestep` — test error vs α: sRF theory (line), simulation (mean ± std over
+  seeds), the random-features baseline (dashed); one colour per λ;
+- :func:`plot_sgd` — excess risk vs t on log-log axes: ODE (line), simulation mean with a ±1 std
+  band.
+
+Each builds a :class:`matplotlib.figure.Figure` (:func:`onestep_figure`, :func:`sgd_figure`) in
+the one style and writes it with :func:`~twolayer.plotting.save.save_figure` (format from the
+suffix: .png, .pdf or .svg).
+"""
 
 from __future__ import annotations
 
@@ -7,98 +17,94 @@ import os
 import numpy as np
 import xarray as xr
 
-__all__ = ["plot_onestep", "plot_sgd"]
+from twolayer.plotting import style
+from twolayer.plotting.meta import meta
+from twolayer.plotting.save import save_figure
+
+__all__ = ["onestep_figure", "plot_onestep", "plot_sgd", "sgd_figure"]
 
 
-def plot_onestep(
-    path: str | os.PathLike,
-    theory: xr.Dataset | None = None,
-    simulation: xr.Dataset | None = None,
-    rf: xr.Dataset | None = None,
-    title: str | None = None,
-) -> None:
+def onestep_figure(theory: xr.Dataset | None = None, simulation: xr.Dataset | None = None,
+                   rf: xr.Dataset | None = None, title: str | None = None):
     """Test error vs α: theory (line), simulation (mean ± std over seeds), RF baseline (dashed).
 
-    One colour per λ. Points where the theory did not converge are left out of the line.
+    One colour per λ (one λ: the RF baseline in its own grey). Points where the theory did not
+    converge are left out of the line.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 3.8), constrained_layout=True)
+    fig = style.new_figure()
+    ax = fig.subplots()
     ref = theory if theory is not None else simulation
     lams = ref["lam"].values
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, lam in enumerate(lams):
-        col = colors[i % len(colors)]
-        tag = f" (λ={lam:g})" if len(lams) > 1 else ""
+        col = style.colour(i)
+        tag = f", λ = {lam:g}" if len(lams) > 1 else ""
         if theory is not None:
-            th = theory.sel(lam=lam)
-            y = np.where(th["converged"].values, th["test_error"].values, np.nan)
-            ax.plot(th["alpha"], y, "-", color=col, label="one-step theory" + tag)
+            ax.plot(theory["alpha"], _converged(theory.sel(lam=lam)), **style.THEORY, color=col,
+                    label=style.CURVE_NAME["theory"] + tag)
         if rf is not None:
-            r = rf.sel(lam=lam)
-            y = np.where(r["converged"].values, r["test_error"].values, np.nan)
-            ax.plot(r["alpha"], y, "--", color=col, alpha=0.8, label="RF theory (η̃=0)" + tag)
+            ax.plot(rf["alpha"], _converged(rf.sel(lam=lam)), **style.RF,
+                    color=style.RF_COLOUR if len(lams) == 1 else col, label=style.RF_LABEL + tag)
         if simulation is not None:
             sm = simulation.sel(lam=lam)
-            ax.errorbar(
-                sm["alpha"], sm["test_error_mean"], yerr=sm["test_error_std"], fmt="o",
-                color=col, ms=4, capsize=2,
-                label=f"simulation (d={_param(simulation, 'd')}, "
-                f"{simulation.sizes['seed']} seeds)" + tag,
-            )
-    ax.set_xlabel("α = n / d  (readout samples per dimension)")
-    ax.set_ylabel("test error  E(y − f(x))²")
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
-    ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+            ax.errorbar(sm["alpha"], sm["test_error_mean"], yerr=sm["test_error_std"],
+                        **style.ERRORBAR, color=col,
+                        label=style.simulation_label(meta(simulation).param("d"),
+                                                     simulation.sizes["seed"], tag=tag))
+    style.decorate(ax, x=style.axis_label("alpha"), y=style.y_label("onestep"), title=title)
+    style.legend(ax)
+    return fig
 
 
-def _param(ds: xr.Dataset, key: str):
-    import json
-
-    return json.loads(ds.attrs.get("params", "{}")).get(key, "?")
+def _converged(ds: xr.Dataset) -> np.ndarray:
+    return np.where(ds["converged"].values, ds["test_error"].values, np.nan)
 
 
-def plot_sgd(
-    path: str | os.PathLike,
-    ode: xr.Dataset | None = None,
-    simulation: xr.Dataset | None = None,
-    title: str | None = None,
-) -> None:
+def sgd_figure(ode: xr.Dataset | None = None, simulation: xr.Dataset | None = None,
+               title: str | None = None):
     """Excess risk vs t on log-log axes: ODE (line), simulation mean with a ±1 std band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 3.8), constrained_layout=True)
+    fig = style.new_figure()
+    ax = fig.subplots()
     if simulation is not None:
         t = simulation["t"].values
-        m, s = simulation["risk_mean"].values, simulation["risk_std"].values
         keep = t > 0
-        ax.fill_between(t[keep], np.maximum(m - s, m * 1e-3)[keep], (m + s)[keep],
-                        color="C1", alpha=0.3, lw=0)
-        ax.plot(t[keep], m[keep], "o", color="C1", ms=3,
-                label=f"simulation (d={_param(simulation, 'd')}, "
-                f"{simulation.sizes['seed']} seeds, mean ± std)")
+        lo, hi = style.band_limits(simulation["risk_mean"].values, simulation["risk_std"].values)
+        ax.fill_between(t[keep], lo[keep], hi[keep], color=style.SIMULATION_COLOUR,
+                        alpha=style.BAND_ALPHA, lw=0)
+        ax.plot(t[keep], simulation["risk_mean"].values[keep], **style.MARKER,
+                color=style.SIMULATION_COLOUR,
+                label=style.simulation_label(meta(simulation).param("d"),
+                                             simulation.sizes["seed"]))
     if ode is not None:
         keep = ode["t"].values > 0
-        ax.plot(ode["t"].values[keep], ode["risk"].values[keep], "-", color="C0",
-                label="ODE" + ("" if ode.attrs.get("status") == "ok"
-                               else f" ({ode.attrs.get('status')})"))
+        status = meta(ode).status
+        ax.plot(ode["t"].values[keep], ode["risk"].values[keep], **style.THEORY,
+                color=style.THEORY_COLOUR,
+                label=style.CURVE_NAME["ode"] + ("" if status == "ok" else f" ({status})"))
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("t = ν γ / (p d)   (SGD steps ν, rescaled)")
-    ax.set_ylabel("excess risk  ½ E(ŷ − y*)²")
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
-    ax.grid(alpha=0.3, which="both")
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    style.decorate(ax, x=style.axis_label("t"), y=style.y_label("sgd"), title=title,
+                   log_grid=True)
+    style.legend(ax)
+    return fig
+
+
+def plot_onestep(path: str | os.PathLike, theory: xr.Dataset | None = None,
+                 simulation: xr.Dataset | None = None, rf: xr.Dataset | None = None,
+                 title: str | None = None, *, overwrite: bool = True):
+    """Draw :func:`onestep_figure` and write it to ``path``; returns the Figure.
+
+    ``overwrite=False`` refuses to replace a file that is not a twolayer figure (the command
+    line checks ``--overwrite`` itself before computing anything).
+    """
+    fig = onestep_figure(theory, simulation, rf, title)
+    save_figure(fig, path, overwrite=overwrite)
+    return fig
+
+
+def plot_sgd(path: str | os.PathLike, ode: xr.Dataset | None = None,
+             simulation: xr.Dataset | None = None, title: str | None = None, *,
+             overwrite: bool = True):
+    """Draw :func:`sgd_figure` and write it to ``path``; returns the Figure."""
+    fig = sgd_figure(ode, simulation, title)
+    save_figure(fig, path, overwrite=overwrite)
+    return fig

@@ -60,9 +60,10 @@ def spread(seeds: int) -> str:
     return f"{seeds} seed{'s' if seeds != 1 else ''} (mean ± std)"
 
 
-def simulation_label(d, seeds: int, name: str = "simulation") -> str:
-    """The legend entry of simulated points: ``"simulation, d = 400: 3 seeds (mean ± std)"``."""
-    return f"{name}, d = {d}: {spread(seeds)}"
+def simulation_label(d, seeds: int, name: str = "simulation", tag: str = "") -> str:
+    """The legend entry of simulated points: ``"simulation, d = 400: 3 seeds (mean ± std)"``
+    (``tag``, e.g. ``", λ = 0.1"``, goes before the colon)."""
+    return f"{name}, d = {d}{tag}: {spread(seeds)}"
 
 
 # --------------------------------------------------------------------------- colours and lines
