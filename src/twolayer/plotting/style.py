@@ -17,7 +17,8 @@ import numpy as np
 # --------------------------------------------------------------------------- words
 QUANTITY = {"onestep": "test_error", "sgd": "risk"}  # the plotted quantity of each model
 Y_LABEL = {"test_error": "test error  E(y − f(x))²",
-           "risk": "excess risk  ½ E(ŷ − y*)²"}
+           "risk": "excess risk  ½ E(ŷ − y*)²",
+           "spike_overlap": "spike alignment  |v₁ · θ|"}
 SYMBOL = {"alpha": "α", "alpha0": "α₀", "eta": "η̃", "lam": "λ", "noise": "Δ", "beta": "β",
           "gamma": "γ", "t": "t", "t_max": "t_max", "init_scale": "init scale",
           "student": "σ", "teacher": "σ⋆"}
@@ -121,8 +122,9 @@ def new_figure(size: tuple[float, float] = FIGSIZE):
 
 
 def decorate(ax, *, x: str | None = None, y: str | None = None, title: str | None = None,
-             log_grid: bool = False) -> None:
-    """Axis labels (``x``/``y``: text), title, tick sizes and the grid, in the one style."""
+             log_grid: bool = False, grid: bool = True) -> None:
+    """Axis labels (``x``/``y``: text), title, tick sizes and the grid (``log_grid``: minor
+    lines too; ``grid=False``: none, for maps), in the one style."""
     if x is not None:
         ax.set_xlabel(x, fontsize=LABEL_SIZE)
     if y is not None:
@@ -130,7 +132,8 @@ def decorate(ax, *, x: str | None = None, y: str | None = None, title: str | Non
     if title:
         ax.set_title(title, fontsize=TITLE_SIZE)
     ax.tick_params(which="both", labelsize=TICK_SIZE)
-    ax.grid(alpha=GRID_ALPHA, which="both" if log_grid else "major")
+    if grid:
+        ax.grid(alpha=GRID_ALPHA, which="both" if log_grid else "major")
 
 
 def legend(ax, *args, **kwargs):
