@@ -1,6 +1,7 @@
 """What a figure needs to know about a result besides its data: the one place that reads the
 result's attributes (``params``, ``model``, ``method``, ``experiment_key``, ``sweep_axes``,
-``sweep_mode``, ``description``, ``status``, ``t_stop``) and its per-point ``status``.
+``sweep_mode``, ``description``, ``status``, ``t_stop``) and its per-point ``status`` and
+``reason`` variables.
 
 A result is either *single* (written by ``twolayer onestep|sgd … --out``, or returned by the
 library's functions) or *merged* (a sweep written by ``twolayer run``: ``experiment_key`` in its
@@ -60,6 +61,31 @@ def meta(ds: xr.Dataset) -> Meta:
                 zipped=merged and a.get("sweep_mode") == "zip" and bool(axes),
                 description=str(a.get("description", "")),
                 status=str(a.get("status", "ok")), t_stop=t_stop)
+
+
+def as_point(ds: xr.Dataset, m: Meta) -> xr.Dataset:
+    """A single result with the per-point variables of a merged sweep: ``status`` and
+    ``reason`` as the sweep runner would have assessed them, and ``t_stop`` for the ODE."""
+    from twolayer.experiments.worker import _assess
+
+    status, reason = _assess(m.model, m.method, ds, [])
+    ds = ds.assign(status=((), status), reason=((), reason))
+    if m.method == "ode":
+        ds = ds.assign(t_stop=((), m.t_stop))
+    return ds
+
+
+def outcomes(ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray] | None:
+    """A merged result's per-point ``(status, reason)``; None if it has no ``status``."""
+    if "status" not in ds.variables:
+        return None
+    reason = ds["reason"] if "reason" in ds.variables else xr.full_like(ds["status"], "")
+    return ds["status"], reason
+
+
+def failed_count(ds: xr.Dataset) -> int:
+    """How many points of a merged result are not ok."""
+    return int((ds["status"] != "ok").sum())
 
 
 def point_status(ds: xr.Dataset) -> str:

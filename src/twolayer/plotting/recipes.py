@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from twolayer.plotting import style
-from twolayer.plotting.meta import meta, ok_mask, point_status
+from twolayer.plotting.meta import failed_count, meta, ok_mask, point_status
 
 __all__ = ["PHASES", "gap_to_rf", "onestep_alignment", "onestep_curves", "onestep_gap",
            "phase_map", "sgd_phases", "sgd_regimes"]
@@ -21,10 +21,6 @@ __all__ = ["PHASES", "gap_to_rf", "onestep_alignment", "onestep_curves", "oneste
 def _ok(ds: xr.Dataset, var: str) -> xr.DataArray:
     """``ds[var]`` with NaN wherever the point's status is not ok (or the theory not converged)."""
     return ds[var].where(ok_mask(ds))
-
-
-def _failed(ds: xr.Dataset) -> int:
-    return int((ds["status"] != "ok").sum())
 
 
 def _first_lam(ds: xr.Dataset) -> xr.Dataset:
@@ -225,7 +221,7 @@ def sgd_phases(results: dict[str, xr.Dataset], size: dict):
 
 
 def _failed_note(ax, results: dict[str, xr.Dataset]) -> None:
-    bad = {name: _failed(ds) for name, ds in results.items() if _failed(ds)}
+    bad = {name: failed_count(ds) for name, ds in results.items() if failed_count(ds)}
     if bad:
         text = ", ".join(f"{n}: {c}" for n, c in bad.items())
         ax.text(0.01, 0.01, f"failed points left out — {text}", transform=ax.transAxes,

@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from twolayer.errors import ParameterError
-from twolayer.plotting.meta import Meta, meta
+from twolayer.plotting.meta import Meta, as_point, meta, outcomes
 
 CURVE_AXIS = {"onestep": "alpha", "sgd": "t"}
 _NEEDS = {("onestep", "theory"): ("test_error", "converged"),
@@ -63,8 +63,11 @@ def read(ds: xr.Dataset) -> ResultTable:
     if (m.model, m.method) not in _NEEDS:
         raise ParameterError("not a twolayer result: the file has no model and method "
                              "attributes (write one with `twolayer run` or a command's --out)")
-    if not m.merged:
-        ds = _as_one_point(ds, m)
+    if not m.merged:  # a single result: as the one point of a sweep
+        missing = _missing(ds, m)
+        if missing:
+            raise _incomplete(m, missing)
+        ds = as_point(ds, m)
     sweep_axes = list(m.sweep_axes)
     sweep_dims = ["point"] if m.zipped else list(sweep_axes)
     _check_complete(ds, m, sweep_dims)
@@ -93,30 +96,17 @@ def _incomplete(m: Meta, missing: list[str]) -> ParameterError:
                           f"{missing[0]!r} variable")
 
 
-def _as_one_point(ds: xr.Dataset, m: Meta) -> xr.Dataset:
-    """A single result with the per-point variables of a merged sweep (status, reason, and
-    t_stop for the ODE), as the sweep runner would have assessed it."""
-    from twolayer.experiments.worker import _assess
-
-    missing = _missing(ds, m)
-    if missing:
-        raise _incomplete(m, missing)
-    status, reason = _assess(m.model, m.method, ds, [])
-    ds = ds.assign(status=((), status), reason=((), reason))
-    if m.method == "ode":
-        ds = ds.assign(t_stop=((), m.t_stop))
-    return ds
-
-
 def _check_complete(ds: xr.Dataset, m: Meta, sweep_dims: list[str]) -> None:
-    if "status" not in ds.variables or any(d not in ds.dims for d in sweep_dims):
+    outcome = outcomes(ds)
+    if outcome is None or any(d not in ds.dims for d in sweep_dims):
         raise ParameterError("not a twolayer result: no per-point 'status' on the sweep axes")
     missing = _missing(ds, m)
     if not missing:
         return
-    if (ds["status"].values == "ok").any():
+    status, reason = outcome
+    if (status.values == "ok").any():
         raise _incomplete(m, missing)
-    first = np.asarray(ds["reason"].values).ravel()[0]
+    first = np.asarray(reason.values).ravel()[0]
     raise ParameterError(f"nothing to plot: every point of this result failed ({first})")
 
 
@@ -129,8 +119,8 @@ def _runs(ds: xr.Dataset, m: Meta) -> int | None:
 
 # --------------------------------------------------------------------------- values per model
 def _point_values(ds: xr.Dataset, y, err, valid, t=None) -> _Values:
-    status = ds["status"]
-    return _Values(y, err, valid, t, status, ds["reason"],
+    status, reason = outcomes(ds)
+    return _Values(y, err, valid, t, status, reason,
                    stop=xr.full_like(status, np.nan, dtype=float),
                    ndiv=xr.full_like(status, 0, dtype=float))
 
