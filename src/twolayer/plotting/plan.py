@@ -21,7 +21,7 @@ MAX_PANEL_CURVES = 8
 
 @dataclass(frozen=True)
 class FigurePlan:
-    """What :func:`plot_result` draws (see the module docstring for the rule).
+    """What :func:`~twolayer.plotting.results.plot_result` draws (the rule: its module).
 
     ``kind``: "curves", "panels" or "heatmap"; ``x``: the horizontal axis; ``families``: the
     groups of axes whose values tell curves apart (a zip sweep's axes form one group);
