@@ -102,6 +102,7 @@ def test_points_that_did_not_converge_are_gaps_and_named(results):
     ds = results["onestep"].copy(deep=True)
     ds["converged"].loc[{"eta": 1.0, "alpha0": 0.5, "alpha": 1.0}] = False
     ds["status"].loc[{"eta": 1.0, "alpha0": 0.5}] = "not_converged"
+    ds.attrs["status"] = "not_converged"  # the worst point's (the result schema)
     fig = plot_result(ds)
     y = curves(fig)["η̃ = 1 | α₀ = 0.5"].get_ydata()
     ref = ds["test_error"].sel(eta=1.0, alpha0=0.5).isel(lam=0).values

@@ -11,8 +11,8 @@ import pytest
 
 from twolayer.cli import main
 from twolayer.onestep import step_map
+from twolayer.plotting.recipes import PHASES, gap_to_rf, phase_map
 from twolayer.reproduce import RECIPES, reproduce
-from twolayer.reproduce.figures import PHASES, gap_to_rf, phase_map
 from twolayer.sgd.regimes import classify_exponents
 
 

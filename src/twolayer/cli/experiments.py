@@ -133,8 +133,8 @@ def plot_command(
     a second swept parameter, a heat map (value at the largest alpha / final t) for two
     parameters on a larger grid. Points that failed are left out and named in the legend.
     """
-    from twolayer.experiments.figures import plot_file
     from twolayer.io import dumps
+    from twolayer.plotting.results import plot_file
 
     info = plot_file(_result_path(result), out, x=x, kind=kind, overwrite=overwrite)
     if json_:

@@ -9,10 +9,10 @@
 """
 
 from twolayer.experiments.config import Experiment, load_config, parse_config
-from twolayer.experiments.figures import FigurePlan, figure_plan, plot_file, plot_result
 from twolayer.experiments.result import format_summary, merge, summarize
 from twolayer.experiments.store import Record, Store
 from twolayer.experiments.sweep import Point, expand, run_experiment
+from twolayer.plotting.results import FigurePlan, figure_plan, plot_file, plot_result
 
 __all__ = ["Experiment", "FigurePlan", "Point", "Record", "Store", "expand", "figure_plan",
            "format_summary", "load_config", "merge", "parse_config", "plot_file", "plot_result",

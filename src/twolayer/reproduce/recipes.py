@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import xarray as xr
 
-from twolayer.reproduce import figures
+from twolayer.plotting import recipes as figures
 
 CUI = "Cui et al. 2024, arXiv 2402.04980"
 ARNABOLDI = "Arnaboldi et al. 2023, arXiv 2302.05882"

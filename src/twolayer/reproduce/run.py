@@ -71,13 +71,8 @@ def reproduce(name: str, directory: str | os.PathLike = "twolayer-reproduce", *,
     (0: in this process). A result file written by this recipe is refreshed; one that holds
     anything else is refused unless ``overwrite``. Stored points are always reused.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from twolayer.experiments import parse_config, run_experiment
-    from twolayer.experiments.figures import save_figure
+    from twolayer.plotting.save import save_figure
 
     rec = recipe(name)
     if size not in SIZES:
@@ -98,11 +93,9 @@ def reproduce(name: str, directory: str | os.PathLike = "twolayer-reproduce", *,
         results[exp_name], paths[exp_name] = ds, str(exp.output)
         counts[exp_name] = {k: int(info[k]) for k in ("points", "ok", "failed", "computed",
                                                        "cached")}
-    fig = rec.draw(results, rec.sizes[size])
-    try:  # atomic; a file there that is not a twolayer figure is refused unless overwrite
-        written = save_figure(fig, folder / f"{rec.name}.png", folder / f"{rec.name}.pdf",
-                              overwrite=overwrite)
-    finally:
-        plt.close(fig)
+    fig = rec.draw(results, rec.sizes[size])  # a Figure of its own: nothing to close
+    # atomic; a file there that is not a twolayer figure is refused unless overwrite
+    written = save_figure(fig, folder / f"{rec.name}.png", folder / f"{rec.name}.pdf",
+                          overwrite=overwrite)
     return Reproduction(rec.name, size, [str(p) for p in written], paths, counts,
                         time.perf_counter() - t0)
