@@ -218,6 +218,11 @@ def describe(err: ValidationError, cls: type[Params]) -> str:
 
 
 # --------------------------------------------------------------------------- one giant step
+def width(beta: float, d: int) -> int:
+    """The hidden width p = max(1, round(β·d)) of a width ratio β at dimension d."""
+    return max(1, round(beta * d))
+
+
 class _Onestep(Params):
     model: ClassVar[str] = "onestep"
     lists: ClassVar[tuple[str, ...]] = ("alpha", "lam")
@@ -285,7 +290,7 @@ class OnestepTheory(_Onestep):
     @property
     def width(self) -> int:
         """p = max(1, round(β·d)) for a finite d."""
-        return max(1, round(self.beta * self.d))
+        return width(self.beta, self.d)
 
 
 class OnestepSimulate(_Onestep):
@@ -305,7 +310,7 @@ class OnestepSimulate(_Onestep):
     @property
     def width(self) -> int:
         """p, or max(1, round(β·d)) when p is not given."""
-        return self.p if self.p is not None else max(1, round(self.beta * self.d))
+        return self.p if self.p is not None else width(self.beta, self.d)
 
 
 # --------------------------------------------------------------------------- committee SGD

@@ -37,7 +37,7 @@ from twolayer.results import is_sweep, validate
 
 __all__ = ["format_summary", "merge", "summarize"]
 
-_TIMING_ATTRS = {"elapsed_s", "seconds", "us_per_step_per_run"}
+_TIMING_ATTRS = {"seconds", "us_per_step_per_run"}
 
 
 def _prepare(ds: xr.Dataset, axes: Mapping[str, Sequence]) -> xr.Dataset:
