@@ -1,14 +1,21 @@
 """The dimensionless ODEs of one-pass SGD for committee machines (Arnaboldi et al. 2023).
 
-In t = ν·γ/(p·d), with e = y − ŷ and (λ, ν) ~ N(0, [[Q, M], [Mᵀ, P]]):
+Equation numbers are those of arXiv 2302.05882v1. After ν steps the time is t = ν·γ/(p·d)
+(its Theorem 1, with the bound of Eq. 13). The student and teacher local fields
+(λ, λ⋆) = (Wx, W⋆x)/√d (Eq. 7) are N(0, Ω), Ω = [[Q, M], [Mᵀ, P]] (Eq. 8); with the error
+e = y − ŷ, label noise included (Eq. 10), the overlaps follow (Eqs. 11–12)
 
-    dM_jr/dt = E[e σ'(λ_j) ν_r]
+    dM_jr/dt = E[e σ'(λ_j) λ⋆_r]
     dQ_jl/dt = E[e (σ'(λ_j) λ_l + σ'(λ_l) λ_j)] + (γ/p) E[e² σ'(λ_j) σ'(λ_l)]
 
 where E[e²·] carries the label noise Δ. ``variance=False`` drops the (γ/p) term: gradient flow
-on the population risk (the γ → 0 limit). ``spherical=True`` projects the flow onto Q_jj = 1,
-the limit of renormalising every w_j after each step: dQ_jl ← Φ_jl − ½Q_jl(Φ_jj + Φ_ll),
-dM_jr ← Ψ_jr − ½M_jr Φ_jj. The risk reported is the excess risk R = ½E[(ŷ − y*)²].
+on the population risk (Eq. 14; the classical limit γ → 0 of its §3.2, valid whenever
+γ/p ≪ 1). ``spherical=True`` projects the flow onto Q_jj = 1, the limit of renormalising every
+w_j after each step (Arnaboldi et al. 2023b, arXiv 2305.18502v2, Eqs. 14–15):
+dQ_jl ← Φ_jl − ½Q_jl(Φ_jj + Φ_ll), dM_jr ← Ψ_jr − ½M_jr Φ_jj, with Φ, Ψ the right-hand sides
+above. The risk reported is the excess risk R = ½E[(ŷ − y*)²]: the population risk of Eq. 2
+less its noise floor Δ/2. The code writes x ~ N(0, I_d) and λ = w·x/√d where the paper writes
+x ~ N(0, I_d/d) and λ = w·x: the same fields.
 """
 
 from __future__ import annotations

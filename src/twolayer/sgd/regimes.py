@@ -1,8 +1,10 @@
 """Which limit of one-pass SGD applies: classical, high-dimensional, mean-field or mixed.
 
-With p = p0·d^κ and γ = γ0·d^(−δ) (κ ≥ 0), the ODE time t = ν·γ/(p·d) needs ν ∝ d^(1+κ+δ)
-steps and the SGD-variance term of dQ carries γ/p ∝ d^(−(κ+δ)) (Veiga et al. 2022, arXiv
-2202.00293; Arnaboldi et al. 2023). Hence, with s = κ + δ:
+With p = p0·d^κ and γ = γ0·d^(−δ) (κ ≥ 0; the exponents of Veiga et al. 2022, arXiv
+2202.00293), the ODE time t = ν·γ/(p·d) needs ν ∝ d^(1+κ+δ) steps and the SGD-variance term of
+dQ carries γ/p ∝ d^(−(κ+δ)) (Arnaboldi et al. 2023, arXiv 2302.05882v1, Eqs. 11–12; the
+classical, high-dimensional and mean-field limits are its §3.2–3.4 and the corners of its
+Fig. 1). Hence, with s = κ + δ:
 
 - s > 0: the variance term (and the label noise with it) vanishes; the dynamics is gradient flow
   on the population risk — *classical* when κ = 0 (γ → 0), *mean-field* when κ > 0 (p → ∞);
@@ -11,7 +13,11 @@ steps and the SGD-variance term of dQ carries γ/p ∝ d^(−(κ+δ)) (Veiga et 
 - −1/2 < κ + δ < 0: the variance term dominates (*bad learning*): the overlaps are driven by
   SGD noise on the faster scale ν ∝ d^(1+2(κ+δ)) and the teacher is not learned;
 - κ + δ ≤ −1/2: that scale is one step or less. One step w_j ← w_j − (γ/p)(ŷ − y)σ'(λ_j)x/√d
-  moves Q_jj by (γ/p)²‖x‖²/d² ≈ γ²/(p²·d) = d^(−1−2(κ+δ)), which does not vanish: no ODE.
+  moves Q_jj by (γ/p)²‖x‖²/d² ≈ γ²/(p²·d) = d^(−1−2(κ+δ)) (the variance part of the exact
+  one-step increments, Eq. 9), which does not vanish: no ODE.
+
+The "variance-dominated", "no ODE" and "mixed" readings are derived here from those scalings;
+the papers name the corners and edges only.
 
 For given numbers (d, p, γ) the same reading uses γ/p (weight of the variance term) and the
 largest move of one step, max(γ²/(p²·d), γ/(p·d)); the thresholds for "negligible" (1e-2) are
