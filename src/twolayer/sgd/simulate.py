@@ -111,11 +111,8 @@ def simulate(
     gens = [np.random.Generator(np.random.SFC64(np.random.SeedSequence([seed, i])))
             for i in range(n_runs)]
     alive = np.ones(n_runs, dtype=bool)
-    compiled = s_act.name in _kernels.NUMBA_ACTIVATIONS and t_act.name in _kernels.NUMBA_ACTIVATIONS
-    compiled = compiled and s_act is activations.get(s_act.name)
-    compiled = compiled and t_act is activations.get(t_act.name)
-    kernel_args = ((_kernels.NUMBA_ACTIVATIONS[s_act.name], _kernels.NUMBA_ACTIVATIONS[t_act.name])
-                   if compiled else (s_act, t_act))
+    compiled = s_act.kernel_id is not None and t_act.kernel_id is not None
+    kernel_args = (s_act.kernel_id, t_act.kernel_id) if compiled else (s_act, t_act)
     step = _kernels.sgd_block if compiled else _numpy_block
     block = max(1, _BLOCK_ELEMENTS // (n_runs * d))
     record_q = p <= _MAX_RECORDED_P

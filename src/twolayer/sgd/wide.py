@@ -55,7 +55,6 @@ from twolayer.errors import ModelAssumptionError, ParameterError
 from twolayer.gaussian import TRAPEZOID_H_X, TRAPEZOID_RADIUS, hermite_rule, trapezoid_rule
 from twolayer.io import dumps
 from twolayer.sgd.init import Overlaps, initial_weights
-from twolayer.sgd.integrals import _polynomial
 from twolayer.sgd.ode import check_run, integrate, time_grid
 
 __all__ = ["Reduced", "ode_wide", "reduced_overlaps"]
@@ -127,18 +126,18 @@ def _relu(m, s):
     return _Moments(x1, cdf, pdf / s, cdf, x1, np.zeros_like(m), x1, x2, x2)
 
 
-_CLOSED = {"linear": _linear, "square": _square, "relu": _relu}
+_CLOSED_MOMENTS = {"linear": _linear, "square": _square, "relu": _relu}  # by closed_form
 
 
-def _closed(act: Activation):
-    """The closed-form moments of a built-in activation, or None."""
-    return _CLOSED.get(act.name) if act is activations.get(act.name) else None
+def _closed_moments(act: Activation):
+    """The closed-form z-moments of ``act`` (a built-in linear, square or relu), or None."""
+    return _CLOSED_MOMENTS.get(act.closed_form)
 
 
 def _moments(act: Activation, m: np.ndarray, s: np.ndarray, n_z: int | None) -> _Moments:
     """Moments of X = m + s z at every (ν-node, unit): closed forms, else Gauss–Hermite with
     ``n_z`` nodes, or (``n_z`` None) the trapezoid rule spaced for the largest s."""
-    closed = _closed(act)
+    closed = _closed_moments(act)
     if closed is not None:
         return closed(m, s)
     if act.kinks:
@@ -299,10 +298,10 @@ class _WideSystem:
         return 0.5 * float(((ystar - F) ** 2 + spread) @ w)
 
 
-def _nodes_per_axis(k: int, n_nu: int | None, polynomial: bool) -> int:
+def _nodes_per_axis(k: int, n_nu: int | None, low_degree: bool) -> int:
     if n_nu is not None:
         return check.integer("n_nu", n_nu, low=2)
-    if polynomial:  # linear/square units: every ν-integrand has degree ≤ 12, exact with 8 nodes
+    if low_degree:  # linear/square units: every ν-integrand has degree ≤ 12, exact with 8 nodes
         return 8
     return {1: 48, 2: 20, 3: 12}.get(k, 8)
 
@@ -373,10 +372,10 @@ def ode_wide(
             f"the init overlaps are for p={M0.shape[0]}, k={P.shape[0]}, not p={p}, k={k}")
     p, k = M0.shape
     s, t = activations.get(student), activations.get(teacher)
-    polynomial = all(_closed(a) in (_linear, _square) for a in (s, t))
-    if n_nu is not None or t.kinks or all(_polynomial(a) for a in (s, t)):
-        n_nu = _nodes_per_axis(k, n_nu, polynomial)
-    if n_z is None and _polynomial(s):
+    low_degree = all(a.closed_form in ("linear", "square") for a in (s, t))
+    if n_nu is not None or t.kinks or (s.polynomial and t.polynomial):
+        n_nu = _nodes_per_axis(k, n_nu, low_degree)
+    if n_z is None and s.polynomial:
         n_z = 24
     system = _WideSystem(s, t, P, p, gamma, noise, variance, spherical, n_nu, n_z)
     if spherical and not np.allclose(q0 + system.in_span(M0), 1.0, atol=1e-8):
