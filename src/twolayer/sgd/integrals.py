@@ -49,7 +49,7 @@ import numpy as np
 from twolayer import activations
 from twolayer.activations import Activation
 from twolayer.errors import ModelAssumptionError
-from twolayer.gaussian import hermite_rule, trapezoid_rule
+from twolayer.gaussian import hermite_rule, tensor_rule, trapezoid_rule
 from twolayer.sgd import _kernels, orthant, smooth
 
 __all__ = ["Engine", "engine", "error_weights"]
@@ -267,11 +267,7 @@ class Engine:
 
 @cache
 def _rule_4d(n: int):
-    z, w = hermite_rule(n)
-    grids = np.meshgrid(z, z, z, z, indexing="ij")
-    nodes = np.stack([g.ravel() for g in grids], axis=-1)  # (N, 4)
-    weights = np.einsum("i,j,k,l->ijkl", w, w, w, w).ravel()
-    return nodes, weights
+    return tensor_rule([hermite_rule(n)] * 4)  # nodes (N, 4), weights (N,)
 
 
 def _i4_contracted_quad(eng: Engine, omega, p, v, chunk: int = 256):

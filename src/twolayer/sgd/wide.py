@@ -52,7 +52,13 @@ from twolayer import _validate as check
 from twolayer import activations
 from twolayer.activations import Activation
 from twolayer.errors import ModelAssumptionError, ParameterError
-from twolayer.gaussian import TRAPEZOID_H_X, TRAPEZOID_RADIUS, hermite_rule, trapezoid_rule
+from twolayer.gaussian import (
+    TRAPEZOID_H_X,
+    TRAPEZOID_RADIUS,
+    hermite_rule,
+    tensor_rule,
+    trapezoid_rule,
+)
 from twolayer.io import dumps
 from twolayer.sgd.init import Overlaps, initial_weights
 from twolayer.sgd.ode import check_run, integrate, time_grid
@@ -203,11 +209,7 @@ def _nu_rule(P: np.ndarray, n: int, kinked: bool) -> tuple[np.ndarray, np.ndarra
     else:
         z1, w1 = hermite_rule(n)
         factor = np.linalg.cholesky(P)
-    grids = np.meshgrid(*([z1] * k), indexing="ij")
-    z = np.stack([g.ravel() for g in grids], axis=-1)
-    w = np.ones(z.shape[0])
-    for g in np.meshgrid(*([w1] * k), indexing="ij"):
-        w = w * g.ravel()
+    z, w = tensor_rule([(z1, w1)] * k)
     return z @ factor.T, w
 
 
@@ -220,9 +222,7 @@ def _trapezoid_nu_rule(chol: np.ndarray, coef: np.ndarray) -> tuple[np.ndarray, 
     """
     h_x = TRAPEZOID_H_X if chol.shape[0] <= 2 else _NU_H_X_HIGH_K
     scale = np.max(np.abs(np.concatenate([chol, coef])), axis=0)
-    rules = [trapezoid_rule(float(c), h_x=h_x) for c in scale]
-    u = np.stack([g.ravel() for g in np.meshgrid(*(z for z, _ in rules), indexing="ij")], -1)
-    w = np.prod([g.ravel() for g in np.meshgrid(*(w for _, w in rules), indexing="ij")], axis=0)
+    u, w = tensor_rule([trapezoid_rule(float(c), h_x=h_x) for c in scale])
     inside = np.einsum("nc,nc->n", u, u) <= TRAPEZOID_RADIUS**2
     return u[inside] @ chol.T, w[inside] / w[inside].sum()
 
