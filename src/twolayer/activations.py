@@ -35,9 +35,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
-from scipy import special
 
 from twolayer import gaussian
 from twolayer.errors import ParameterError, UnknownActivationError
@@ -48,6 +48,14 @@ Array = np.ndarray
 Fn = Callable[[Array], Array]
 
 _QUAD_NODES = 96
+
+
+@cache
+def _special():
+    """scipy.special, imported on first use (~0.1 s; closed forms and NumPy σ need none of it)."""
+    from scipy import special
+
+    return special
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,7 @@ class Activation:
 
     def mu_quad(self, k: int, n: int = _QUAD_NODES) -> float:
         """Hermite coefficient E[σ(z) He_k(z)] by quadrature."""
-        he = special.hermitenorm(k)
+        he = _special().hermitenorm(k)
         return float(self.expect(lambda z: self.fn(z) * he(z), n=n))
 
     def mu(self, k: int) -> float:
@@ -186,7 +194,7 @@ _E_HALF = math.exp(-0.5)
 
 
 def _sigmoid(x):
-    return special.expit(x)
+    return _special().expit(x)
 
 
 def _builtin(act: Activation, *, closed_form: str | None = None, degree: int | None = None,
@@ -212,7 +220,7 @@ def _add_builtins() -> None:
         lambda x: -2.0 * np.tanh(x) * (1.0 - np.tanh(x) ** 2), odd=True,
     ), kernel_id=4)
     _builtin(Activation(
-        "erf", lambda x: special.erf(x / _SQ2),
+        "erf", lambda x: _special().erf(x / _SQ2),
         lambda x: math.sqrt(2.0 / math.pi) * np.exp(-0.5 * x * x),
         lambda x: -x * math.sqrt(2.0 / math.pi) * np.exp(-0.5 * x * x),
         hermite_closed={0: 0.0, 1: 1 / math.sqrt(math.pi), 2: 0.0,

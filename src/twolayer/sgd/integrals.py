@@ -50,7 +50,9 @@ from twolayer import activations
 from twolayer.activations import Activation
 from twolayer.errors import ModelAssumptionError
 from twolayer.gaussian import hermite_rule, tensor_rule, trapezoid_rule
-from twolayer.sgd import _kernels, orthant, smooth
+
+# Imported where they are used, so a run loads only what it needs: twolayer.sgd.orthant (relu
+# variance term), twolayer.sgd.smooth (smooth variance term), twolayer.sgd._kernels (erf).
 
 __all__ = ["Engine", "engine", "error_weights"]
 
@@ -250,6 +252,8 @@ class Engine:
         if s_form == "linear":
             quad = np.full((p, p), v @ self.i2(omega, p) @ v)  # σ' = 1: I4 = I2
         elif s_form == "relu" and t_form in ("relu", "linear"):
+            from twolayer.sgd import orthant
+
             quad = orthant.relu_i4(omega, p, v, relu_teacher=t_form == "relu")
         elif self.student.kinks or self.teacher.kinks:
             raise ModelAssumptionError(
@@ -261,6 +265,8 @@ class Engine:
         elif self.student.polynomial and self.teacher.polynomial:
             quad = _i4_contracted_quad(self, omega, p, v)
         else:
+            from twolayer.sgd import smooth
+
             quad = smooth.variance_sum(self.student, self.teacher, omega, p, v)
         return quad + noise * j2
 
@@ -305,14 +311,27 @@ def _i4_contracted_quad(eng: Engine, omega, p, v, chunk: int = 256):
     return s + np.triu(s, 1).T
 
 
+@cache
+def _erf_flow():
+    """The compiled erf right-hand side (Numba is imported and the kernel loaded on first use)."""
+    from twolayer.sgd._kernels import erf_flow
+
+    return erf_flow
+
+
+@cache
+def _erf_weights(p: int, k: int) -> np.ndarray:
+    """error_weights(p, k), made once per shape: the kernel only reads it."""
+    return error_weights(p, k)
+
+
 @dataclass(frozen=True)
 class ErfEngine(Engine):
     """erf(x/√2) student and teacher: every integral in closed form, RHS compiled by Numba."""
 
     def flow(self, omega, p, noise, var_coef):
-        return _kernels.erf_flow(np.ascontiguousarray(omega, dtype=np.float64), p,
-                                 error_weights(p, omega.shape[0] - p), float(var_coef),
-                                 float(noise))
+        return _erf_flow()(np.ascontiguousarray(omega, dtype=np.float64), p,
+                           _erf_weights(p, omega.shape[0] - p), float(var_coef), float(noise))
 
 
 def engine(student: str | Activation, teacher: str | Activation) -> Engine:
