@@ -22,7 +22,8 @@ def _loaded_after(code: str, names: list[str]) -> list[str]:
              f"print(json.dumps([n for n in {names!r} if n in sys.modules]))")
     env = {**os.environ, "PYTHONPATH": SRC}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
-                         check=True, timeout=120)
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -57,3 +58,24 @@ def test_public_names_are_the_functions_whatever_is_imported_first(first):
             "assert sgd.ode is ode and sgd.simulate is simulate and isinstance(Overlaps, type)\n"
             "assert sys.modules['twolayer.sgd.ode'].ode is ode\n")
     assert _loaded_after("import sys\n" + code, []) == []
+
+
+def test_a_numpy_result_does_not_import_dask_array():
+    pytest.importorskip("dask.array")
+    code = ("from twolayer.sgd import ode\n"
+            "ode('erf', 'erf', p=3, k=2, d=10, gamma=0.05, noise=0.001, t_max=1.0)")
+    assert _loaded_after(code, ["dask.array"]) == []
+
+
+def test_xarray_still_knows_dask_arrays_after_twolayer_io():
+    pytest.importorskip("dask.array")
+    code = ("import twolayer.io, xarray as xr, numpy as np\n"
+            "xr.Dataset({'b': ('y', np.ones(3))})\n"  # the lazy record answers: no dask yet
+            "import dask.array as da\n"
+            "ds = xr.Dataset({'a': ('x', da.ones(4, chunks=2))})\n"
+            "assert isinstance(ds.a.data, da.Array) and dict(ds.chunks) == {'x': (2, 2)}\n"
+            "assert float(ds.a.sum().compute()) == 4.0\n"
+            "import dask\n"
+            "from xarray.namedarray.pycompat import mod_version\n"
+            "assert str(mod_version('dask')) == dask.__version__")
+    assert _loaded_after(code, []) == []

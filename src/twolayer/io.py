@@ -11,9 +11,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from twolayer import _lazy_dask
 from twolayer.errors import ParameterError
 
 __all__ = ["check_writable", "jsonable", "load_netcdf", "save_netcdf"]
+
+_lazy_dask.install()  # building a result from NumPy arrays need not import dask.array
 
 
 def check_writable(path: str | os.PathLike | None, *, overwrite: bool = False) -> Path | None:
