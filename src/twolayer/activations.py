@@ -148,7 +148,9 @@ def register(
     """Register an activation under ``name`` (Python only; the CLI takes names).
 
     ``fn`` and ``deriv`` must be vectorised NumPy callables. Without ``deriv`` the derivative is
-    taken by central differences (step 1e-5). Gaussian facts are computed by quadrature.
+    taken by central differences (step 1e-5). Gaussian facts are computed by quadrature: a
+    function registered under a built-in's name (with ``overwrite=True``) gets none of the
+    built-in's closed forms. Passing an :class:`Activation` registers that object as it is.
     """
     if not isinstance(name, str) or not name:
         raise ParameterError("activation name must be a non-empty string")
