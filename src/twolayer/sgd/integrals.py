@@ -17,10 +17,10 @@ so it stays well conditioned when a student aligns with a teacher. Pair integral
 forms when both activations have the same :attr:`~twolayer.activations.Activation.closed_form`
 (erf, relu, linear, square: built-ins only, never a user's function registered under such a
 name); 2-D Gauss–Hermite (40 nodes per axis, exact) when both are polynomial (linear, square,
-he1–he4);
-160 Gauss–Hermite nodes per axis when one is kinked; and otherwise (tanh, sigmoid, softplus,
-sin, mixed pairs, …) the 2-D trapezoid rule in x-units of :func:`twolayer.gaussian.trapezoid_rule`
-on the Cholesky factor, spaced for the largest variance in the batch: ≤ 3e-8 relative against
+he1–he4); 160 Gauss–Hermite nodes per axis when one is kinked; and otherwise (tanh, sigmoid,
+softplus, sin, mixed pairs, …) the 2-D trapezoid rule in x-units of
+:func:`twolayer.gaussian.trapezoid_rule` on the Cholesky factor, spaced for the largest variance
+in the batch: ≤ 3e-8 relative against
 nested adaptive quadrature for diag Ω from 0.05 to 5 and |ρ| up to 0.999 (tests), where 40-node
 Gauss–Hermite was off by 2e-3 at Ω ~ 2 and by up to 9% at Ω ~ 5 for tanh (tanh' has poles at
 ±iπ/2, so Gauss–Hermite needs n ∝ Ω nodes).
