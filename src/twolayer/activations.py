@@ -10,6 +10,21 @@ not smooth (for quadrature), and closed forms of the Gaussian quantities where t
 with z ~ N(0, 1). Anything without a closed form falls back to quadrature
 (:mod:`twolayer.gaussian`). ``erf`` is erf(x/√2), the normalisation of Saad & Solla.
 
+A built-in entry also says which closed forms the rest of the package has for it, so that no
+consumer looks an activation up by its name:
+
+- ``closed_form``: the family of closed-form Gaussian integrals ("erf", "relu", "linear",
+  "square"): the pair integrals and the erf ODE kernel of :mod:`twolayer.sgd.integrals`, the
+  one-unit moments of :mod:`twolayer.sgd.wide`;
+- ``degree``: the degree of a polynomial activation (linear, square, he1–he4), for which
+  Gauss–Hermite rules are exact;
+- ``kernel_id``: its code in the compiled SGD step (:mod:`twolayer.sgd._kernels`).
+
+These are set only on the registry's own built-in objects (:attr:`Activation.builtin`): they
+are not constructor arguments, and a ``dataclasses.replace`` copy or an activation registered
+under a built-in's name (``register("tanh", f, overwrite=True)``) has none of them, so it gets
+quadrature, not the built-in's closed forms.
+
 Use :func:`get` to look an activation up by name (an unknown name raises
 :class:`~twolayer.errors.UnknownActivationError` listing the known ones) and :func:`register` to
 add a Python callable.
@@ -20,9 +35,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
-from scipy import special
 
 from twolayer import gaussian
 from twolayer.errors import ParameterError, UnknownActivationError
@@ -33,6 +48,14 @@ Array = np.ndarray
 Fn = Callable[[Array], Array]
 
 _QUAD_NODES = 96
+
+
+@cache
+def _special():
+    """scipy.special, imported on first use (~0.1 s; closed forms and NumPy σ need none of it)."""
+    from scipy import special
+
+    return special
 
 
 @dataclass(frozen=True)
@@ -49,6 +72,10 @@ class Activation:
     deriv_second_moment_closed: float | None = None
     odd: bool = False
     even: bool = False
+    # Closed-form facts of the built-ins (see the module docstring); never set on user entries.
+    closed_form: str | None = field(default=None, init=False)
+    degree: int | None = field(default=None, init=False)
+    kernel_id: int | None = field(default=None, init=False)
 
     def __call__(self, x: Array) -> Array:
         return self.fn(x)
@@ -67,7 +94,7 @@ class Activation:
 
     def mu_quad(self, k: int, n: int = _QUAD_NODES) -> float:
         """Hermite coefficient E[σ(z) He_k(z)] by quadrature."""
-        he = special.hermitenorm(k)
+        he = _special().hermitenorm(k)
         return float(self.expect(lambda z: self.fn(z) * he(z), n=n))
 
     def mu(self, k: int) -> float:
@@ -79,6 +106,16 @@ class Activation:
         if (self.odd and k % 2 == 0) or (self.even and k % 2 == 1):
             return 0.0
         return self.mu_quad(k)
+
+    @property
+    def builtin(self) -> bool:
+        """Whether this is the registry's own built-in entry (not a user's under its name)."""
+        return _BUILTINS.get(self.name) is self
+
+    @property
+    def polynomial(self) -> bool:
+        """A built-in polynomial activation (Gauss–Hermite rules are exact for it)."""
+        return self.degree is not None
 
     @property
     def second_moment(self) -> float:
@@ -96,6 +133,7 @@ class Activation:
 
 
 _REGISTRY: dict[str, Activation] = {}
+_BUILTINS: dict[str, Activation] = {}  # the built-in objects, whatever the registry holds now
 
 
 def register(
@@ -110,7 +148,9 @@ def register(
     """Register an activation under ``name`` (Python only; the CLI takes names).
 
     ``fn`` and ``deriv`` must be vectorised NumPy callables. Without ``deriv`` the derivative is
-    taken by central differences (step 1e-5). Gaussian facts are computed by quadrature.
+    taken by central differences (step 1e-5). Gaussian facts are computed by quadrature: a
+    function registered under a built-in's name (with ``overwrite=True``) gets none of the
+    built-in's closed forms. Passing an :class:`Activation` registers that object as it is.
     """
     if not isinstance(name, str) or not name:
         raise ParameterError("activation name must be a non-empty string")
@@ -156,54 +196,64 @@ _E_HALF = math.exp(-0.5)
 
 
 def _sigmoid(x):
-    return special.expit(x)
+    return _special().expit(x)
+
+
+def _builtin(act: Activation, *, closed_form: str | None = None, degree: int | None = None,
+             kernel_id: int | None = None) -> Activation:
+    """Register ``act`` as a built-in carrying these closed-form facts (see the module doc)."""
+    for attr, value in (("closed_form", closed_form), ("degree", degree),
+                        ("kernel_id", kernel_id)):
+        object.__setattr__(act, attr, value)
+    _BUILTINS[act.name] = act
+    return register(act.name, act)
 
 
 def _add_builtins() -> None:
-    add = lambda a: register(a.name, a)  # noqa: E731
-    add(Activation(
+    # kernel_id: the activation's branch in twolayer.sgd._kernels._act/_dact
+    _builtin(Activation(
         "linear", lambda x: np.asarray(x, float), lambda x: np.ones_like(x, dtype=float),
         lambda x: np.zeros_like(x, dtype=float),
         hermite_closed={0: 0.0, 1: 1.0, 2: 0.0, 3: 0.0, 4: 0.0},
         second_moment_closed=1.0, deriv_second_moment_closed=1.0, odd=True,
-    ))
-    add(Activation(
+    ), closed_form="linear", degree=1, kernel_id=2)
+    _builtin(Activation(
         "tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2,
         lambda x: -2.0 * np.tanh(x) * (1.0 - np.tanh(x) ** 2), odd=True,
-    ))
-    add(Activation(
-        "erf", lambda x: special.erf(x / _SQ2),
+    ), kernel_id=4)
+    _builtin(Activation(
+        "erf", lambda x: _special().erf(x / _SQ2),
         lambda x: math.sqrt(2.0 / math.pi) * np.exp(-0.5 * x * x),
         lambda x: -x * math.sqrt(2.0 / math.pi) * np.exp(-0.5 * x * x),
         hermite_closed={0: 0.0, 1: 1 / math.sqrt(math.pi), 2: 0.0,
                         3: -0.5 / math.sqrt(math.pi), 4: 0.0},
         second_moment_closed=1.0 / 3.0,
         deriv_second_moment_closed=2.0 / (math.pi * math.sqrt(3.0)), odd=True,
-    ))
-    add(Activation(
+    ), closed_form="erf", kernel_id=0)
+    _builtin(Activation(
         "relu", lambda x: np.maximum(x, 0.0), lambda x: (np.asarray(x) > 0).astype(float),
         lambda x: np.zeros_like(x, dtype=float), kinks=(0.0,),
         hermite_closed={0: 1 / _SQ2PI, 1: 0.5, 2: 1 / _SQ2PI, 3: 0.0, 4: -1 / _SQ2PI},
         second_moment_closed=0.5, deriv_second_moment_closed=0.5,
-    ))
-    add(Activation(
+    ), closed_form="relu", kernel_id=1)
+    _builtin(Activation(
         "square", lambda x: np.asarray(x, float) ** 2, lambda x: 2.0 * np.asarray(x, float),
         lambda x: np.full_like(x, 2.0, dtype=float),
         hermite_closed={0: 1.0, 1: 0.0, 2: 2.0, 3: 0.0, 4: 0.0},
         second_moment_closed=3.0, deriv_second_moment_closed=4.0, even=True,
-    ))
-    add(Activation(
+    ), closed_form="square", degree=2, kernel_id=3)
+    _builtin(Activation(
         "sin", np.sin, np.cos, lambda x: -np.sin(x),
         hermite_closed={0: 0.0, 1: _E_HALF, 2: 0.0, 3: -_E_HALF, 4: 0.0},
         second_moment_closed=(1 - math.exp(-2.0)) / 2,
         deriv_second_moment_closed=(1 + math.exp(-2.0)) / 2, odd=True,
     ))
-    add(Activation(
+    _builtin(Activation(
         "sigmoid", _sigmoid, lambda x: _sigmoid(x) * (1 - _sigmoid(x)),
         lambda x: _sigmoid(x) * (1 - _sigmoid(x)) * (1 - 2 * _sigmoid(x)),
         hermite_closed={0: 0.5},
     ))
-    add(Activation(
+    _builtin(Activation(
         "softplus", lambda x: np.logaddexp(0.0, x), _sigmoid,
         lambda x: _sigmoid(x) * (1 - _sigmoid(x)),
     ))
@@ -217,13 +267,13 @@ def _add_builtins() -> None:
             lambda x: 12.0 * x**2 - 12.0),
     }
     for k, (f, df, d2f) in polys.items():
-        add(Activation(
+        _builtin(Activation(
             f"he{k}", f, df, d2f,
             hermite_closed={j: (math.factorial(k) if j == k else 0.0) for j in range(5)},
             second_moment_closed=float(math.factorial(k)),
             deriv_second_moment_closed=float(k * k * math.factorial(k - 1)),
             odd=k % 2 == 1, even=k % 2 == 0,
-        ))
+        ), degree=k)
 
 
 _add_builtins()

@@ -16,6 +16,13 @@ is 2e-3 off for sech⁴ at s = 1.5). :func:`trapezoid_rule` is the rule for such
 integrands: the trapezoid rule in z with a spacing chosen in x-units, h = min(h_z, h_x/s). Its
 error decays like exp(−π·a/h_x) for f analytic in the strip |Im x| < a whatever s, and like
 exp(−2π²/h_z²) from the Gaussian itself.
+
+The rules are shared by every module that integrates (:mod:`twolayer.sgd.integrals`,
+:mod:`twolayer.sgd.wide`, :mod:`twolayer.sgd.smooth`): :func:`tensor_rule` builds a k-D product
+rule, and :func:`trapezoid_rule` and :func:`lagrange_weights` (4-point interpolation on a
+uniform table) are written in the subset of Python that Numba compiles, so the compiled
+kernels wrap these same functions (``numba.njit(trapezoid_rule)``) instead of copies. This
+module itself does not import Numba.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from numpy.polynomial.legendre import leggauss
 
-__all__ = ["expect", "hermite_rule", "trapezoid_rule"]
+__all__ = ["expect", "hermite_rule", "lagrange_weights", "tensor_rule", "trapezoid_rule"]
 
 _L = 12.0
 _SQRT2PI = np.sqrt(2.0 * np.pi)
@@ -55,13 +62,38 @@ def trapezoid_rule(scale: float = 1.0, h_x: float = TRAPEZOID_H_X, h_z: float = 
 
     Spacing h = min(h_z, h_x/scale) in z (h_x in the units of f's argument), nodes 0, ±h, … up to
     ``radius``; weights ∝ e^{−z²/2}, summing to 1. ``scale`` = 0 gives the single node 0.
+    Numba-compilable (:mod:`twolayer.sgd.smooth` compiles this function).
     """
     if scale <= 0.0:
         return np.zeros(1), np.ones(1)
     h = min(h_z, h_x / scale)
-    z = h * np.arange(-math.ceil(radius / h), math.ceil(radius / h) + 1)
+    m = math.ceil(radius / h)
+    z = h * np.arange(-m, m + 1).astype(np.float64)
     w = np.exp(-0.5 * z * z)
     return z, w / w.sum()
+
+
+def tensor_rule(rules) -> tuple[np.ndarray, np.ndarray]:
+    """The product of 1-D rules [(z_1, w_1), …, (z_k, w_k)]: nodes (N, k), weights (N,).
+
+    Nodes in C order (the last axis fastest); the weight of a node is w_1·w_2·…·w_k, multiplied
+    in that order.
+    """
+    zs = np.meshgrid(*(z for z, _ in rules), indexing="ij")
+    ws = np.meshgrid(*(w for _, w in rules), indexing="ij")
+    w = ws[0].ravel()
+    for g in ws[1:]:
+        w = w * g.ravel()
+    return np.stack([g.ravel() for g in zs], axis=-1), w
+
+
+def lagrange_weights(t: float) -> tuple[float, float, float, float]:
+    """Weights of 4-point Lagrange interpolation at nodes −1, 0, 1, 2 for a point t ∈ [0, 1).
+
+    f(i + t) ≈ Σ_m c_m f(i − 1 + m) on a uniform table. Numba-compilable.
+    """
+    tm, t1, t2 = t + 1.0, t - 1.0, t - 2.0
+    return -t * t1 * t2 / 6.0, tm * t1 * t2 / 2.0, -tm * t * t2 / 2.0, tm * t * t1 / 6.0
 
 
 @cache

@@ -78,8 +78,12 @@ def erf_flow(c, p, v, var_coef, noise):
     return dq, dm
 
 
+# The activations of the compiled SGD step, coded by Activation.kernel_id (twolayer.activations).
+
+
 @nb.njit(cache=True, fastmath=True)
 def _act(kind, x):
+    """σ(x) for the activation with kernel_id ``kind``."""
     if kind == 0:  # erf(x/√2)
         return math.erf(x * 0.7071067811865476)
     if kind == 1:  # relu
@@ -93,6 +97,7 @@ def _act(kind, x):
 
 @nb.njit(cache=True, fastmath=True)
 def _dact(kind, x):
+    """σ'(x) for the activation with kernel_id ``kind``."""
     if kind == 0:
         return 0.7978845608028654 * math.exp(-0.5 * x * x)
     if kind == 1:
@@ -105,15 +110,12 @@ def _dact(kind, x):
     return 1.0 - th * th
 
 
-NUMBA_ACTIVATIONS = {"erf": 0, "relu": 1, "linear": 2, "square": 3, "tanh": 4}
-
-
 @nb.njit(cache=True, fastmath=True)
 def sgd_block(w, wt, xs, noise, lr, sk, tk, spherical, alive):
     """Run ``xs.shape[1]`` SGD steps on every live run; ``w`` (S, p, d) is updated in place.
 
     ``xs`` (S, B, d) are the inputs, ``noise`` (S, B) the label noise √Δ ξ, ``lr`` = γ/p.
-    Student/teacher activations are coded by ``sk``/``tk`` (see NUMBA_ACTIVATIONS). A run whose
+    Student/teacher activations are coded by ``sk``/``tk`` (their ``kernel_id``). A run whose
     weights stop being finite is marked dead in ``alive`` and left alone.
     """
     n_runs, p, d = w.shape

@@ -14,11 +14,13 @@ An :class:`Engine` returns the contractions directly: :meth:`Engine.risk` and
 
 I3 is reduced to pair integrals by Stein's lemma, I3[j,b,c] = Ω_bj E[σ''_j h_c] + Ω_bc E[σ'_j h'_c],
 so it stays well conditioned when a student aligns with a teacher. Pair integrals use closed
-forms when both activations are the same family among erf, relu, linear, square; 2-D
-Gauss–Hermite (40 nodes per axis, exact) when both are polynomial (linear, square, he1–he4);
-160 Gauss–Hermite nodes per axis when one is kinked; and otherwise (tanh, sigmoid, softplus,
-sin, mixed pairs, …) the 2-D trapezoid rule in x-units of :func:`twolayer.gaussian.trapezoid_rule`
-on the Cholesky factor, spaced for the largest variance in the batch: ≤ 3e-8 relative against
+forms when both activations have the same :attr:`~twolayer.activations.Activation.closed_form`
+(erf, relu, linear, square: built-ins only, never a user's function registered under such a
+name); 2-D Gauss–Hermite (40 nodes per axis, exact) when both are polynomial (linear, square,
+he1–he4); 160 Gauss–Hermite nodes per axis when one is kinked; and otherwise (tanh, sigmoid,
+softplus, sin, mixed pairs, …) the 2-D trapezoid rule in x-units of
+:func:`twolayer.gaussian.trapezoid_rule` on the Cholesky factor, spaced for the largest variance
+in the batch: ≤ 3e-8 relative against
 nested adaptive quadrature for diag Ω from 0.05 to 5 and |ρ| up to 0.999 (tests), where 40-node
 Gauss–Hermite was off by 2e-3 at Ω ~ 2 and by up to 9% at Ω ~ 5 for tanh (tanh' has poles at
 ±iπ/2, so Gauss–Hermite needs n ∝ Ω nodes).
@@ -47,8 +49,10 @@ import numpy as np
 from twolayer import activations
 from twolayer.activations import Activation
 from twolayer.errors import ModelAssumptionError
-from twolayer.gaussian import hermite_rule, trapezoid_rule
-from twolayer.sgd import _kernels, orthant, smooth
+from twolayer.gaussian import hermite_rule, tensor_rule, trapezoid_rule
+
+# Imported where they are used, so a run loads only what it needs: twolayer.sgd.orthant (relu
+# variance term), twolayer.sgd.smooth (smooth variance term), twolayer.sgd._kernels (erf).
 
 __all__ = ["Engine", "engine", "error_weights"]
 
@@ -58,8 +62,6 @@ _NODES_2D_KINK = 160  # per axis when a kinked activation has no closed form for
 # 4-D Gauss–Hermite for polynomial activations only, per axis (10⁴ nodes): exact for degree ≤ 19
 # per axis (σ'σ'h_a h_b has degree ≤ 14 for he4). Smooth activations: twolayer.sgd.smooth.
 _NODES_4D = 10
-_RELU, _LINEAR = activations.get("relu"), activations.get("linear")
-_POLYNOMIAL = frozenset({"linear", "square", "he1", "he2", "he3", "he4"})
 
 
 def error_weights(p: int, k: int) -> np.ndarray:
@@ -68,7 +70,8 @@ def error_weights(p: int, k: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- pair integrals
-# Each closed form takes (caa, cbb, cab) arrays and returns, for one family f:
+# Each closed form takes (caa, cbb, cab) arrays and returns, for one family f (keyed by
+# Activation.closed_form):
 #   "ff": E[f(a) f(b)],  "d1d1": E[f'(a) f'(b)],  "d2f": E[f''(a) f(b)].
 
 
@@ -115,7 +118,7 @@ def _pair_rules(fa: Activation, fb: Activation, caa, cbb, cab):
     """
     if fa.kinks or fb.kinks:
         return (hermite_rule(_NODES_2D_KINK),) * 2
-    if _polynomial(fa) and _polynomial(fb):
+    if fa.polynomial and fb.polynomial:
         return (hermite_rule(_NODES_2D),) * 2
     top = max(float(np.max(caa, initial=0.0)), float(np.max(cbb, initial=0.0)))
     return (trapezoid_rule(math.sqrt(top)),) * 2
@@ -140,24 +143,21 @@ def _pair_quad(f, g, caa, cbb, cab, rules):
 _FNS = {"ff": ("fn", "fn"), "d1d1": ("deriv", "deriv"), "d2f": ("deriv2", "fn")}
 
 
-def _polynomial(act: Activation) -> bool:
-    """A built-in polynomial activation (Gauss–Hermite rules are exact for it)."""
-    return act.name in _POLYNOMIAL and act is activations.get(act.name)
-
-
-def _closed(fa: Activation, fb: Activation) -> bool:
-    return fa.name == fb.name and fa.name in _CLOSED_PAIRS and fa is activations.get(fa.name)
+def _closed_pair(fa: Activation, fb: Activation):
+    """The closed-form pair integrals of fa and fb (both of one family), or None."""
+    return _CLOSED_PAIRS.get(fa.closed_form) if fa.closed_form == fb.closed_form else None
 
 
 def _pair(kind: str, fa: Activation, fb: Activation, caa, cbb, cab):
     """Pair integral of ``kind`` between activation fa on x_a and fb on x_b (see _CLOSED_PAIRS)."""
-    if _closed(fa, fb):
-        return _CLOSED_PAIRS[fa.name](kind, caa, cbb, cab)
-    if kind == "d2f" and fa.name == "relu":
+    closed = _closed_pair(fa, fb)
+    if closed is not None:
+        return closed(kind, caa, cbb, cab)
+    if kind == "d2f" and fa.closed_form == "relu":
         # relu'' = δ: E[δ(x_a) g(x_b)] = φ(0)/√caa · E[g(x_b) | x_a = 0], a 1-D integral.
         ca = np.maximum(caa, 1e-300)
         sd = np.sqrt(np.maximum(cbb - cab**2 / ca, 0.0))
-        z, w = hermite_rule(_NODES_2D) if _polynomial(fb) or fb.kinks else trapezoid_rule(
+        z, w = hermite_rule(_NODES_2D) if fb.polynomial or fb.kinks else trapezoid_rule(
             float(np.max(sd, initial=0.0)))
         return (fb.fn(sd[..., None] * z) @ w) / np.sqrt(2 * np.pi * ca)
     ga, gb = (getattr(act, attr) for act, attr in zip((fa, fb), _FNS[kind], strict=True))
@@ -219,7 +219,7 @@ class Engine:
         st = _pair("ff", self.student, self.teacher, qd[:, None], pd[None], student @ teacher.T / d)
         tt = _pair("ff", self.teacher, self.teacher, pd[:, None], pd[None], P)
         per_pair = 1
-        if not _closed(self.student, self.student):
+        if _closed_pair(self.student, self.student) is None:
             qmax = np.full(1, np.max(qd))
             per_pair = math.prod(z.size for z, _ in _pair_rules(self.student, self.student,
                                                                 qmax, qmax, qmax))
@@ -248,10 +248,13 @@ class Engine:
         """Σ_ab v_a v_b I4[j,l,a,b] + Δ J2[j,l] (p × p)."""
         v = error_weights(p, omega.shape[0] - p)
         j2 = _pairs("d1d1", self.student, self.student, omega, slice(0, p), slice(0, p))
-        if self.student is _LINEAR:
+        s_form, t_form = self.student.closed_form, self.teacher.closed_form
+        if s_form == "linear":
             quad = np.full((p, p), v @ self.i2(omega, p) @ v)  # σ' = 1: I4 = I2
-        elif self.student is _RELU and (self.teacher is _RELU or self.teacher is _LINEAR):
-            quad = orthant.relu_i4(omega, p, v, relu_teacher=self.teacher is _RELU)
+        elif s_form == "relu" and t_form in ("relu", "linear"):
+            from twolayer.sgd import orthant
+
+            quad = orthant.relu_i4(omega, p, v, relu_teacher=t_form == "relu")
         elif self.student.kinks or self.teacher.kinks:
             raise ModelAssumptionError(
                 "the SGD-variance term (γ/p)·E[e² σ'σ'] is exact for kinked activations only "
@@ -259,20 +262,18 @@ class Engine:
                 f"{self.student.name}/{self.teacher.name}. Use gradient flow (variance off) "
                 "or a smooth activation"
             )
-        elif _polynomial(self.student) and _polynomial(self.teacher):
+        elif self.student.polynomial and self.teacher.polynomial:
             quad = _i4_contracted_quad(self, omega, p, v)
         else:
+            from twolayer.sgd import smooth
+
             quad = smooth.variance_sum(self.student, self.teacher, omega, p, v)
         return quad + noise * j2
 
 
 @cache
 def _rule_4d(n: int):
-    z, w = hermite_rule(n)
-    grids = np.meshgrid(z, z, z, z, indexing="ij")
-    nodes = np.stack([g.ravel() for g in grids], axis=-1)  # (N, 4)
-    weights = np.einsum("i,j,k,l->ijkl", w, w, w, w).ravel()
-    return nodes, weights
+    return tensor_rule([hermite_rule(n)] * 4)  # nodes (N, 4), weights (N,)
 
 
 def _i4_contracted_quad(eng: Engine, omega, p, v, chunk: int = 256):
@@ -310,21 +311,34 @@ def _i4_contracted_quad(eng: Engine, omega, p, v, chunk: int = 256):
     return s + np.triu(s, 1).T
 
 
+@cache
+def _erf_flow():
+    """The compiled erf right-hand side (Numba is imported and the kernel loaded on first use)."""
+    from twolayer.sgd._kernels import erf_flow
+
+    return erf_flow
+
+
+@cache
+def _erf_weights(p: int, k: int) -> np.ndarray:
+    """error_weights(p, k), made once per shape: the kernel only reads it."""
+    return error_weights(p, k)
+
+
 @dataclass(frozen=True)
 class ErfEngine(Engine):
     """erf(x/√2) student and teacher: every integral in closed form, RHS compiled by Numba."""
 
     def flow(self, omega, p, noise, var_coef):
-        return _kernels.erf_flow(np.ascontiguousarray(omega, dtype=np.float64), p,
-                                 error_weights(p, omega.shape[0] - p), float(var_coef),
-                                 float(noise))
+        return _erf_flow()(np.ascontiguousarray(omega, dtype=np.float64), p,
+                           _erf_weights(p, omega.shape[0] - p), float(var_coef), float(noise))
 
 
 def engine(student: str | Activation, teacher: str | Activation) -> Engine:
     """The integral engine for this pair of activations (closed forms where they exist)."""
     s, t = activations.get(student), activations.get(teacher)
     for act in (s, t):
-        if act.kinks and act.name not in _CLOSED_PAIRS:
+        if act.kinks and act.closed_form not in _CLOSED_PAIRS:
             raise ModelAssumptionError(
                 f"the SGD ODE needs E[σ''·h] in closed form for the kinked activation "
                 f"{act.name!r}; register a smooth version (deriv2 defined everywhere)"
@@ -333,6 +347,6 @@ def engine(student: str | Activation, teacher: str | Activation) -> Engine:
             raise ModelAssumptionError(
                 f"activation {act.name!r} has no second derivative; the SGD ODE needs it"
             )
-    if s.name == t.name == "erf" and s is activations.get("erf") and t is s:
+    if s.closed_form == t.closed_form == "erf":
         return ErfEngine(s, t)
     return Engine(s, t)

@@ -20,7 +20,6 @@ from twolayer import activations
 from twolayer.errors import DivergenceWarning, ParameterError
 from twolayer.params import SgdSimulate, takes
 from twolayer.results import stamp
-from twolayer.sgd import _kernels
 from twolayer.sgd.init import Overlaps, initial_weights, omega_of, weights_with
 from twolayer.sgd.integrals import engine
 from twolayer.sgd.ode import time_grid
@@ -89,12 +88,12 @@ def simulate(prm: SgdSimulate) -> xr.Dataset:
     gens = [np.random.Generator(np.random.SFC64(np.random.SeedSequence([seed, i])))
             for i in range(n_runs)]
     alive = np.ones(n_runs, dtype=bool)
-    compiled = s_act.name in _kernels.NUMBA_ACTIVATIONS and t_act.name in _kernels.NUMBA_ACTIVATIONS
-    compiled = compiled and s_act is activations.get(s_act.name)
-    compiled = compiled and t_act is activations.get(t_act.name)
-    kernel_args = ((_kernels.NUMBA_ACTIVATIONS[s_act.name], _kernels.NUMBA_ACTIVATIONS[t_act.name])
-                   if compiled else (s_act, t_act))
-    step = _kernels.sgd_block if compiled else _numpy_block
+    compiled = s_act.kernel_id is not None and t_act.kernel_id is not None
+    kernel_args = (s_act.kernel_id, t_act.kernel_id) if compiled else (s_act, t_act)
+    if compiled:  # Numba kernels load only for a run that uses them
+        from twolayer.sgd._kernels import sgd_block as step
+    else:
+        step = _numpy_block
     block = max(1, _BLOCK_ELEMENTS // (n_runs * d))
     record_q = p <= _MAX_RECORDED_P
     n_t = marks.size

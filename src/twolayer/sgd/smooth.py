@@ -40,7 +40,13 @@ import numba as nb
 import numpy as np
 
 from twolayer.activations import Activation
-from twolayer.gaussian import TRAPEZOID_H_X, TRAPEZOID_H_Z, TRAPEZOID_RADIUS
+from twolayer.gaussian import (
+    TRAPEZOID_H_X,
+    TRAPEZOID_H_Z,
+    TRAPEZOID_RADIUS,
+    lagrange_weights,
+    trapezoid_rule,
+)
 
 __all__ = ["variance_sum"]
 
@@ -48,6 +54,12 @@ _DX = 1.0 / 128  # activation table
 _DY = 1.0 / 32  # table of m_b
 _ZERO = 1e-12  # a conditional variance below _ZERO · Ω_rr is a zero pivot
 _PRUNE = 1e-12  # outer nodes with weight w σ'σ' < _PRUNE · max are dropped (error < 1e-8)
+
+# The shared rules of twolayer.gaussian, compiled. Numba's disk cache of a kernel below does not
+# notice an edit of those functions in gaussian.py: after one, delete this folder's
+# __pycache__/smooth.*.nbi (or touch this file).
+_rule = nb.njit(cache=True)(trapezoid_rule)  # (scale, h_x, h_z, radius) -> nodes, weights
+_lagrange = nb.njit(cache=True)(lagrange_weights)  # t -> 4 weights
 
 
 def variance_sum(student: Activation, teacher: Activation, omega: np.ndarray, p: int,
@@ -65,7 +77,11 @@ def variance_sum(student: Activation, teacher: Activation, omega: np.ndarray, p:
 
 @nb.njit(cache=True)
 def _interp(tab, row, x0, inv_dx, x):
-    """4-point Lagrange interpolation of tab[row] (uniform grid from x0) at x."""
+    """4-point Lagrange interpolation of tab[row] (uniform grid from x0) at x.
+
+    The polynomial of :func:`twolayer.gaussian.lagrange_weights`, written with one division
+    (rounding differs from Σ c_m f_m in the last bit; the kernels' numbers are kept as they were).
+    """
     u = (x - x0) * inv_dx
     i = math.floor(u)
     i = min(max(i, 1), tab.shape[1] - 3)
@@ -73,18 +89,6 @@ def _interp(tab, row, x0, inv_dx, x):
     tm, t1, t2 = t + 1.0, t - 1.0, t - 2.0
     return (-t * t1 * t2 * tab[row, i - 1] + 3.0 * tm * t1 * t2 * tab[row, i]
             - 3.0 * tm * t * t2 * tab[row, i + 1] + tm * t * t1 * tab[row, i + 2]) / 6.0
-
-
-@nb.njit(cache=True)
-def _rule(scale, h_x, h_z, radius):
-    """Trapezoid rule for N(0, 1) with spacing min(h_z, h_x/scale); one node if scale = 0."""
-    if scale <= 0.0:
-        return np.zeros(1), np.ones(1)
-    h = min(h_z, h_x / scale)
-    m = math.ceil(radius / h)
-    z = h * np.arange(-m, m + 1).astype(np.float64)
-    w = np.exp(-0.5 * z * z)
-    return z, w / w.sum()
 
 
 @nb.njit(cache=True)
@@ -158,13 +162,6 @@ def _variance_sum(omega, p, v, tab, x0, dx, h_x, h_z, radius):
             out[j, q] = total
             out[q, j] = total
     return out
-
-
-@nb.njit(cache=True)
-def _lagrange(t):
-    """Weights of the 4-point Lagrange rule at nodes −1, 0, 1, 2 for a point t ∈ [0, 1)."""
-    tm, t1, t2 = t + 1.0, t - 1.0, t - 2.0
-    return -t * t1 * t2 / 6.0, tm * t1 * t2 / 2.0, -tm * t * t2 / 2.0, tm * t * t1 / 6.0
 
 
 @nb.njit(cache=True)

@@ -50,10 +50,15 @@ from twolayer import _validate as check
 from twolayer import activations
 from twolayer.activations import Activation
 from twolayer.errors import ModelAssumptionError, ParameterError
-from twolayer.gaussian import TRAPEZOID_H_X, TRAPEZOID_RADIUS, hermite_rule, trapezoid_rule
+from twolayer.gaussian import (
+    TRAPEZOID_H_X,
+    TRAPEZOID_RADIUS,
+    hermite_rule,
+    tensor_rule,
+    trapezoid_rule,
+)
 from twolayer.params import SgdOde
 from twolayer.sgd.init import Overlaps, initial_weights
-from twolayer.sgd.integrals import _polynomial
 from twolayer.sgd.ode import Run, run_solver, time_grid
 
 __all__ = ["Reduced", "integrate_wide", "reduced_overlaps"]
@@ -125,18 +130,18 @@ def _relu(m, s):
     return _Moments(x1, cdf, pdf / s, cdf, x1, np.zeros_like(m), x1, x2, x2)
 
 
-_CLOSED = {"linear": _linear, "square": _square, "relu": _relu}
+_CLOSED_MOMENTS = {"linear": _linear, "square": _square, "relu": _relu}  # by closed_form
 
 
-def _closed(act: Activation):
-    """The closed-form moments of a built-in activation, or None."""
-    return _CLOSED.get(act.name) if act is activations.get(act.name) else None
+def _closed_moments(act: Activation):
+    """The closed-form z-moments of ``act`` (a built-in linear, square or relu), or None."""
+    return _CLOSED_MOMENTS.get(act.closed_form)
 
 
 def _moments(act: Activation, m: np.ndarray, s: np.ndarray, n_z: int | None) -> _Moments:
     """Moments of X = m + s z at every (ν-node, unit): closed forms, else Gauss–Hermite with
     ``n_z`` nodes, or (``n_z`` None) the trapezoid rule spaced for the largest s."""
-    closed = _closed(act)
+    closed = _closed_moments(act)
     if closed is not None:
         return closed(m, s)
     if act.kinks:
@@ -202,11 +207,7 @@ def _nu_rule(P: np.ndarray, n: int, kinked: bool) -> tuple[np.ndarray, np.ndarra
     else:
         z1, w1 = hermite_rule(n)
         factor = np.linalg.cholesky(P)
-    grids = np.meshgrid(*([z1] * k), indexing="ij")
-    z = np.stack([g.ravel() for g in grids], axis=-1)
-    w = np.ones(z.shape[0])
-    for g in np.meshgrid(*([w1] * k), indexing="ij"):
-        w = w * g.ravel()
+    z, w = tensor_rule([(z1, w1)] * k)
     return z @ factor.T, w
 
 
@@ -219,9 +220,7 @@ def _trapezoid_nu_rule(chol: np.ndarray, coef: np.ndarray) -> tuple[np.ndarray, 
     """
     h_x = TRAPEZOID_H_X if chol.shape[0] <= 2 else _NU_H_X_HIGH_K
     scale = np.max(np.abs(np.concatenate([chol, coef])), axis=0)
-    rules = [trapezoid_rule(float(c), h_x=h_x) for c in scale]
-    u = np.stack([g.ravel() for g in np.meshgrid(*(z for z, _ in rules), indexing="ij")], -1)
-    w = np.prod([g.ravel() for g in np.meshgrid(*(w for _, w in rules), indexing="ij")], axis=0)
+    u, w = tensor_rule([trapezoid_rule(float(c), h_x=h_x) for c in scale])
     inside = np.einsum("nc,nc->n", u, u) <= TRAPEZOID_RADIUS**2
     return u[inside] @ chol.T, w[inside] / w[inside].sum()
 
@@ -297,10 +296,10 @@ class _WideSystem:
         return 0.5 * float(((ystar - F) ** 2 + spread) @ w)
 
 
-def _nodes_per_axis(k: int, n_nu: int | None, polynomial: bool) -> int:
+def _nodes_per_axis(k: int, n_nu: int | None, low_degree: bool) -> int:
     if n_nu is not None:
         return check.integer("n_nu", n_nu, low=2)
-    if polynomial:  # linear/square units: every ν-integrand has degree ≤ 12, exact with 8 nodes
+    if low_degree:  # linear/square units: every ν-integrand has degree ≤ 12, exact with 8 nodes
         return 8
     return {1: 48, 2: 20, 3: 12}.get(k, 8)
 
@@ -340,10 +339,10 @@ def integrate_wide(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     M0, q0, P = (np.asarray(a, dtype=float) for a in init)
     p, k = M0.shape
     s, t = activations.get(prm.student), activations.get(prm.teacher)
-    polynomial = all(_closed(a) in (_linear, _square) for a in (s, t))
-    if n_nu is not None or t.kinks or all(_polynomial(a) for a in (s, t)):
-        n_nu = _nodes_per_axis(k, n_nu, polynomial)
-    if n_z is None and _polynomial(s):
+    low_degree = all(a.closed_form in ("linear", "square") for a in (s, t))
+    if n_nu is not None or t.kinks or (s.polynomial and t.polynomial):
+        n_nu = _nodes_per_axis(k, n_nu, low_degree)
+    if n_z is None and s.polynomial:
         n_z = 24
     system = _WideSystem(s, t, P, p, prm.gamma, prm.noise, prm.variance, prm.spherical, n_nu,
                          n_z)
