@@ -46,6 +46,110 @@ def _numpy_block(w, wt, xs, noise, lr, s_act, t_act, spherical, alive):
             w *= math.sqrt(d) / np.linalg.norm(w, axis=-1, keepdims=True)
 
 
+def _schedule(prm: SgdSimulate) -> tuple[float, int, np.ndarray]:
+    """The time change t = ν·γ/(p·d): steps per unit of t, total steps, recorded step counts."""
+    steps_per_t = prm.p * prm.d / prm.gamma
+    n_total = round(prm.t_max * steps_per_t)
+    if n_total < 1:
+        raise ParameterError(f"t_max = {prm.t_max:g} is less than one SGD step "
+                             f"(γ/(p·d) = {1 / steps_per_t:.3g})")
+    if n_total > 5e9:
+        raise ParameterError(f"t_max = {prm.t_max:g} needs {n_total:.3g} SGD steps per run; use "
+                             "the ODE or a larger γ")
+    marks = np.round(time_grid(prm.t_max, prm.per_decade) * steps_per_t).astype(np.int64)
+    return steps_per_t, n_total, np.unique(marks)
+
+
+def _start(prm: SgdSimulate) -> tuple[np.ndarray, np.ndarray]:
+    """(W0, W*): the drawn initial weights, or weights in R^d with the ``init`` overlaps."""
+    init = prm.overlaps()
+    if init is None:
+        return initial_weights(prm.p, prm.k, prm.d, prm.seed, prm.init_scale, prm.spherical)
+    if not isinstance(init, Overlaps):
+        raise ParameterError("the simulation starts from full overlaps (Q, M, P)")
+    if prm.spherical and not np.allclose(np.diag(init.Q), 1.0, atol=1e-8):
+        raise ParameterError("the spherical simulation needs diag(Q) = 1 at the start")
+    return weights_with(init, prm.d, prm.seed)
+
+
+class _Runs:
+    """All runs' weights, stepped together on fresh Gaussian inputs (one stream per run)."""
+
+    def __init__(self, prm: SgdSimulate, student_w: np.ndarray, teacher_w: np.ndarray):
+        s_act, t_act = activations.get(prm.student), activations.get(prm.teacher)
+        self.dtype = np.float32 if prm.float32 else np.float64
+        n = prm.seeds
+        self.w = np.repeat(student_w[None].astype(self.dtype), n, axis=0)
+        self.wt = np.repeat(teacher_w[None].astype(self.dtype), n, axis=0)
+        self.gens = [np.random.Generator(np.random.SFC64(np.random.SeedSequence([prm.seed, i])))
+                     for i in range(n)]
+        self.alive = np.ones(n, dtype=bool)
+        self.compiled = s_act.kernel_id is not None and t_act.kernel_id is not None
+        if self.compiled:  # Numba kernels load only for a run that uses them
+            from twolayer.sgd._kernels import sgd_block
+
+            self.step, self.acts = sgd_block, (s_act.kernel_id, t_act.kernel_id)
+        else:
+            self.step, self.acts = _numpy_block, (s_act, t_act)
+        self.lr = self.dtype(prm.gamma / prm.p)
+        self.sqrt_noise, self.spherical = math.sqrt(prm.noise), prm.spherical
+        self.block = max(1, _BLOCK_ELEMENTS // (n * prm.d))
+
+    def advance(self, n_steps: int) -> None:
+        """``n_steps`` SGD steps of every live run (w_j ← w_j − (γ/p)(ŷ − y)σ'(λ_j)x/√d)."""
+        n, d = self.w.shape[0], self.w.shape[-1]
+        while n_steps > 0:
+            b = int(min(self.block, n_steps))
+            xs = np.empty((n, b, d), dtype=self.dtype)
+            eps = np.empty((n, b), dtype=self.dtype)
+            for r, g in enumerate(self.gens):
+                if self.alive[r]:
+                    g.standard_normal(out=xs[r], dtype=self.dtype)
+                    g.standard_normal(out=eps[r], dtype=self.dtype)
+            eps *= self.sqrt_noise
+            self.step(self.w, self.wt, xs, eps, self.lr, *self.acts, self.spherical, self.alive)
+            n_steps -= b
+
+
+class _Record:
+    """Risk, M and Q of every run at the recorded times; stops a run that blew up."""
+
+    def __init__(self, prm: SgdSimulate, teacher_w: np.ndarray, n_t: int):
+        n, p, k = prm.seeds, prm.p, prm.k
+        self.eng = engine(prm.student, prm.teacher)
+        self.teacher_w, self.p, self.d = teacher_w, p, prm.d
+        self.P = teacher_w @ teacher_w.T / prm.d
+        self.full_q = p <= _MAX_RECORDED_P
+        self.risk = np.full((n, n_t), np.nan)
+        self.M = np.full((n, n_t, p, k), np.nan)
+        self.Q = np.full((n, n_t, p, p) if self.full_q else (n, n_t, p), np.nan)
+        self.diverged_at = np.full(n, np.nan)
+        self.risk0: float | None = None
+
+    def take(self, i: int, t: float, runs: _Runs) -> None:
+        """Record column ``i`` (time ``t``); a run whose weights are not finite or whose risk
+        exceeds 1e6 × max(1, its start) is stopped there."""
+        w64 = runs.w.astype(np.float64, copy=False)
+        M = np.einsum("spd,kd->spk", w64, self.teacher_w) / self.d
+        finite = runs.alive & np.all(np.isfinite(w64), axis=(-1, -2))
+        r_now = np.full(w64.shape[0], np.nan)
+        if self.full_q:
+            Q = np.einsum("spd,sqd->spq", w64, w64) / self.d
+            if finite.any():
+                r_now[finite] = self.eng.risk(omega_of(Q, M, self.P)[finite], self.p)
+        else:  # wide: one run at a time, Q in row blocks (memory ∝ p·d, not S·p²)
+            Q = np.einsum("spd,spd->sp", w64, w64) / self.d
+            for r in np.flatnonzero(finite):
+                r_now[r] = self.eng.risk_of_weights(w64[r], self.teacher_w)
+        if self.risk0 is None:
+            self.risk0 = max(1.0, float(np.nanmax(r_now)))
+        blown = ~finite | ~(r_now <= 1e6 * self.risk0)
+        self.diverged_at[blown & np.isnan(self.diverged_at)] = t
+        runs.alive &= ~blown
+        live = runs.alive
+        self.risk[live, i], self.M[live, i], self.Q[live, i] = r_now[live], M[live], Q[live]
+
+
 @takes(SgdSimulate)
 def simulate(prm: SgdSimulate) -> xr.Dataset:
     """Run ``seeds`` SGD runs to time ``t_max`` and record risk, M and Q on a log-time grid.
@@ -58,115 +162,50 @@ def simulate(prm: SgdSimulate) -> xr.Dataset:
     being finite, or whose risk exceeds 1e6 × max(1, its start), is stopped: NaN from then on,
     ``diverged_at`` holds its time, status "diverged", and a :class:`DivergenceWarning`.
     """
-    p, k, d, gamma, t_max = prm.p, prm.k, prm.d, prm.gamma, prm.t_max
-    noise, n_runs, seed, spherical = prm.noise, prm.seeds, prm.seed, prm.spherical
-    init = prm.overlaps()
-    if init is not None and not isinstance(init, Overlaps):
-        raise ParameterError("the simulation starts from full overlaps (Q, M, P)")
-    s_act, t_act = activations.get(prm.student), activations.get(prm.teacher)
-    eng = engine(s_act, t_act)
-    dtype = np.float32 if prm.float32 else np.float64
-    steps_per_t = p * d / gamma
-    n_total = round(t_max * steps_per_t)
-    if n_total < 1:
-        raise ParameterError(
-            f"t_max = {t_max:g} is less than one SGD step (γ/(p·d) = {1 / steps_per_t:.3g})"
-        )
-    if n_total > 5e9:
-        raise ParameterError(
-            f"t_max = {t_max:g} needs {n_total:.3g} SGD steps per run; use the ODE or a larger γ"
-        )
-    marks = np.unique(np.round(time_grid(t_max, prm.per_decade) * steps_per_t).astype(np.int64))
-    if init is None:
-        student_w, teacher_w = initial_weights(p, k, d, seed, prm.init_scale, spherical)
-    else:
-        if spherical and not np.allclose(np.diag(init.Q), 1.0, atol=1e-8):
-            raise ParameterError("the spherical simulation needs diag(Q) = 1 at the start")
-        student_w, teacher_w = weights_with(init, d, seed)
-    w = np.repeat(student_w[None].astype(dtype), n_runs, axis=0)
-    wt = np.repeat(teacher_w[None].astype(dtype), n_runs, axis=0)
-    gens = [np.random.Generator(np.random.SFC64(np.random.SeedSequence([seed, i])))
-            for i in range(n_runs)]
-    alive = np.ones(n_runs, dtype=bool)
-    compiled = s_act.kernel_id is not None and t_act.kernel_id is not None
-    kernel_args = (s_act.kernel_id, t_act.kernel_id) if compiled else (s_act, t_act)
-    if compiled:  # Numba kernels load only for a run that uses them
-        from twolayer.sgd._kernels import sgd_block as step
-    else:
-        step = _numpy_block
-    block = max(1, _BLOCK_ELEMENTS // (n_runs * d))
-    record_q = p <= _MAX_RECORDED_P
-    n_t = marks.size
-    risk = np.full((n_runs, n_t), np.nan)
-    Ms = np.full((n_runs, n_t, p, k), np.nan)
-    Qs = np.full((n_runs, n_t, p, p) if record_q else (n_runs, n_t, p), np.nan)
-    P = teacher_w @ teacher_w.T / d
-    diverged_at = np.full(n_runs, np.nan)
-    risk0 = None
-    sqrt_noise = math.sqrt(noise)
+    steps_per_t, n_total, marks = _schedule(prm)
+    student_w, teacher_w = _start(prm)
+    runs = _Runs(prm, student_w, teacher_w)
+    rec = _Record(prm, teacher_w, marks.size)
     started = time.perf_counter()
     done = 0
     for i, mark in enumerate(marks):
-        while done < mark:
-            b = int(min(block, mark - done))
-            xs = np.empty((n_runs, b, d), dtype=dtype)
-            eps = np.empty((n_runs, b), dtype=dtype)
-            for r, g in enumerate(gens):
-                if alive[r]:
-                    g.standard_normal(out=xs[r], dtype=dtype)
-                    g.standard_normal(out=eps[r], dtype=dtype)
-            eps *= sqrt_noise
-            step(w, wt, xs, eps, dtype(gamma / p), *kernel_args, spherical, alive)
-            done += b
-        w64 = w.astype(np.float64, copy=False)
-        M = np.einsum("spd,kd->spk", w64, teacher_w) / d
-        finite = alive & np.all(np.isfinite(w64), axis=(-1, -2))
-        r_now = np.full(n_runs, np.nan)
-        if record_q:
-            Q = np.einsum("spd,sqd->spq", w64, w64) / d
-            if finite.any():
-                r_now[finite] = eng.risk(omega_of(Q, M, P)[finite], p)
-        else:  # wide: one run at a time, Q in row blocks (memory ∝ p·d, not S·p²)
-            Q = np.einsum("spd,spd->sp", w64, w64) / d
-            for r in np.flatnonzero(finite):
-                r_now[r] = eng.risk_of_weights(w64[r], teacher_w)
-        if risk0 is None:
-            risk0 = max(1.0, float(np.nanmax(r_now)))
-        blown = ~finite | ~(r_now <= 1e6 * risk0)
-        newly = blown & np.isnan(diverged_at)
-        diverged_at[newly] = marks[i] / steps_per_t
-        alive &= ~blown
-        risk[alive, i] = r_now[alive]
-        Ms[alive, i] = M[alive]
-        Qs[alive, i] = Q[alive]
+        runs.advance(int(mark - done))
+        done = int(mark)
+        rec.take(i, mark / steps_per_t, runs)
     elapsed = time.perf_counter() - started
-    status, message = "ok", ""
-    if np.any(np.isfinite(diverged_at)):
-        bad = np.flatnonzero(np.isfinite(diverged_at))
-        status = "diverged"
-        message = (f"{bad.size} of {n_runs} SGD runs diverged (first at t = "
-                   f"{np.nanmin(diverged_at):.4g}); their risk is NaN from then on. Try a "
-                   "smaller gamma")
-        warnings.warn(message, DivergenceWarning, stacklevel=3)
-    t = marks / steps_per_t
-    q_dims = ("seed", "t", "j", "l") if record_q else ("seed", "t", "j")
+    return stamp(_dataset(rec, marks, steps_per_t), prm, *_verdict(rec.diverged_at),
+                 seconds=elapsed, us_per_step_per_run=1e6 * elapsed / (n_total * prm.seeds),
+                 compiled=int(runs.compiled))
+
+
+def _verdict(diverged_at: np.ndarray) -> tuple[str, str]:
+    bad = np.isfinite(diverged_at)
+    if not bad.any():
+        return "ok", ""
+    message = (f"{int(bad.sum())} of {bad.size} SGD runs diverged (first at t = "
+               f"{np.nanmin(diverged_at):.4g}); their risk is NaN from then on. Try a smaller "
+               "gamma")
+    warnings.warn(message, DivergenceWarning, stacklevel=4)
+    return "diverged", message
+
+
+def _dataset(rec: _Record, marks: np.ndarray, steps_per_t: float) -> xr.Dataset:
+    n_runs, n_t = rec.risk.shape
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns after divergence
-        mean = np.nanmean(risk, axis=0)
-        std = np.nanstd(risk, axis=0, ddof=1) if n_runs > 1 else np.zeros(n_t)
-    ds = xr.Dataset(
+        mean = np.nanmean(rec.risk, axis=0)
+        std = np.nanstd(rec.risk, axis=0, ddof=1) if n_runs > 1 else np.zeros(n_t)
+    q_dims = ("seed", "t", "j", "l") if rec.full_q else ("seed", "t", "j")
+    return xr.Dataset(
         {
-            "risk": (("seed", "t"), risk),
+            "risk": (("seed", "t"), rec.risk),
             "risk_mean": ("t", mean),
             "risk_std": ("t", std),
-            "Q" if record_q else "Q_diag": (q_dims, Qs),
-            "M": (("seed", "t", "j", "r"), Ms),
-            "P": (("r", "s"), P),
-            "diverged_at": ("seed", diverged_at),
+            "Q" if rec.full_q else "Q_diag": (q_dims, rec.Q),
+            "M": (("seed", "t", "j", "r"), rec.M),
+            "P": (("r", "s"), rec.P),
+            "diverged_at": ("seed", rec.diverged_at),
             "steps": ("t", marks),
         },
-        coords={"t": t, "seed": np.arange(n_runs)},
+        coords={"t": marks / steps_per_t, "seed": np.arange(n_runs)},
     )
-    return stamp(ds, prm, status, message, seconds=elapsed,
-                 us_per_step_per_run=1e6 * elapsed / max(1, n_total * n_runs),
-                 compiled=int(compiled))
