@@ -1,10 +1,17 @@
 """Large-width reduced ODE: state M (p × k) and q_j, cost ∝ p.
 
-Each student field splits into its part in the teacher span and an orthogonal part,
-λ_j = a_j·ν + √q_j z_j with a_j = P⁻¹M_jᵀ and q_j = Q_jj − M_j P⁻¹ M_jᵀ. The reduction keeps the
-orthogonal parts uncorrelated (z_j i.i.d. N(0, 1), independent of ν), i.e.
+Arnaboldi et al. 2023 (arXiv 2302.05882v1, §3.4). Each student field splits into its part in the
+teacher span and an orthogonal part (Eqs. 17–20), λ_j = a_j·ν + √q_j z_j with ν the teacher
+fields, a_j = P⁻¹M_jᵀ and q_j = Q_jj − M_j P⁻¹ M_jᵀ = (Q⊥)_jj. The reduction keeps the orthogonal
+parts uncorrelated (z_j i.i.d. N(0, 1), independent of ν), i.e. the large-d overlap matrix of
+Eq. 26,
 
-    Q = M P⁻¹ Mᵀ + diag(q).
+    Q = M P⁻¹ Mᵀ + diag(q),
+
+whose error is O(1/√p + 1/√d) (their Lemma 4 and Theorem 5); the finite-d form with random
+off-diagonal overlaps (Eq. 23) is not implemented. The paper's reduced ODE (Eq. 28) is derived
+from gradient flow (γ/p ≪ 1); the (γ/p) variance term below, and the spherical variant, are this
+package's extensions of it.
 
 Given ν the units are then independent, and every expectation of the full ODE becomes a
 k-dimensional integral over ν of one-unit Gaussian moments in z. With e = y* − ŷ, F(ν) = E[ŷ | ν],
@@ -15,7 +22,8 @@ k-dimensional integral over ν of one-unit Gaussian moments in z. With e = y* �
                + (γ/p) E_ν[(μ_j² + Var_j + Δ) E_z σ'_j² − 2μ_j E_z[σσ'²]_j / p + E_z[σ²σ'²]_j / p²]
 
 (Stein's lemma in z_j gives the q_j drift), and the excess risk is
-R = ½ E_ν[(y* − F)² + Σ_l Var_z σ(λ_l) / p²]. Every term is exact for Q of this form, including
+R = ½ E_ν[(y* − F)² + Σ_l Var_z σ(λ_l) / p²] (Eq. 25 at the Q of Eq. 26, less the noise floor
+Δ/2). Every term is exact for Q of this form, including
 the 1/p self-terms. What the reduction drops is the off-diagonal orthogonal overlap
 Q⊥_jl (j ≠ l): O(1/√d) at a random start, generated at rate O(1/p + γ/p²) per pair by the full
 flow. Its effect on each unit is O(1/p + γ/p + 1/√(pd)), so the reduction is the exact limit
