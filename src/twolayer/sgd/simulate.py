@@ -4,9 +4,10 @@ Arnaboldi et al. 2023 (arXiv 2302.05882v1) with unit second layers: teacher
 y = (1/k) Σ_r σ⋆(w*_r·x/√d) + √Δ ξ (Eq. 5), student ŷ = (1/p) Σ_j σ(w_j·x/√d) (Eq. 1), one fresh
 x ~ N(0, I_d) per step and w_j ← w_j − (γ/p)(ŷ − y) σ'(λ_j) x/√d (Eq. 3, square loss). Time
 t = ν·γ/(p·d) after ν steps (Theorem 1); ``spherical`` renormalises every row to norm √d after
-each step (arXiv 2305.18502v2, Eq. 14). All runs start from the weights of :func:`twolayer.sgd.init.initial_weights` and differ
-in their data only (run i: SFC64 stream seeded by (seed, i)). The excess risk is the exact
-population risk ½E[(ŷ − y*)²] of the current weights, from their overlaps.
+each step (arXiv 2305.18502v2, Eq. 14). All runs start from the weights of
+:func:`twolayer.sgd.init.initial_weights` and differ in their data only (run i: SFC64 stream
+seeded by (seed, i)). The excess risk is the exact population risk ½E[(ŷ − y*)²] of the
+current weights, from their overlaps.
 """
 
 from __future__ import annotations
