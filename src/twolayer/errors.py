@@ -20,6 +20,10 @@ class ConfigError(ParameterError):
     """An experiment file that cannot be read or validated; the message names the field."""
 
 
+class ResourceError(ParameterError):
+    """The computation asked for would not fit in this machine's memory (checked up front)."""
+
+
 class ModelAssumptionError(ParameterError):
     """The requested theory does not apply to these activations (e.g. no uniform spike)."""
 

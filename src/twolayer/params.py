@@ -176,6 +176,20 @@ class Params(BaseModel):
         """The one-line doc of a parameter."""
         return cls.model_fields[name].description or ""
 
+    def memory_bytes(self) -> float:
+        """Peak memory of the computation (its large arrays), estimated before it starts."""
+        return 0.0
+
+    def check_memory(self) -> None:
+        """ResourceError (one line, what to lower) if :meth:`memory_bytes` cannot fit now."""
+        from twolayer.resources import require
+
+        require(self.memory_bytes(), f"{self.model} {self.method} with these parameters",
+                self.memory_hint)
+
+    #: what to lower when a computation does not fit in memory
+    memory_hint: ClassVar[str] = ""
+
     def compute(self, **runtime: Any):
         """Run the library function of this model and method on these parameters."""
         import importlib
@@ -283,9 +297,20 @@ class OnestepTheory(_Onestep):
             raise ValueError(f"must be >= 1 (or 'inf'); got {v!r}")
         return int(v)
 
+    memory_hint: ClassVar[str] = "use d = 'inf' (the Marchenko–Pastur bulk), a smaller d, or " \
+        "fewer alpha and lam values"
+
     @property
     def d_inf(self) -> bool:
         return self.d == "inf"
+
+    def memory_bytes(self) -> float:
+        """The fixed point's (alpha, lam, node) arrays (~16 alive), and for a finite d one draw
+        of W0 and W (p × d) with the p × p eigendecomposition of W Π Wᵀ."""
+        nodes = self.n_spectrum if self.d_inf else self.width
+        grid = len(self.alpha) * len(self.lam) * (nodes + self.n_kappa) * 16
+        draw = 0 if self.d_inf else 2 * self.width * self.d + 5 * self.width**2
+        return 8.0 * (grid + draw)
 
     @property
     def width(self) -> int:
@@ -307,10 +332,23 @@ class OnestepSimulate(_Onestep):
     n_test: int = _doc("test samples per run", default=10000, ge=1)
     float32: bool = _doc("features in float32 (the ridge solves stay float64)", default=False)
 
+    memory_hint: ClassVar[str] = "lower d (or p), the largest alpha, or alpha0"
+
     @property
     def width(self) -> int:
         """p, or max(1, round(β·d)) when p is not given."""
         return self.p if self.p is not None else width(self.beta, self.d)
+
+    def memory_bytes(self) -> float:
+        """One run at a time: W0, W1, the gradient and two temporaries (p × d); the step's n0
+        inputs and their preactivations; the n_max readout inputs and features; Gram and its
+        eigenvectors, readouts, and 4096-sample test chunks."""
+        p, d = self.width, self.d
+        n0 = round(self.alpha0 * d)
+        n_max = max(1, round(max(self.alpha) * d))
+        grid = len(self.alpha) * len(self.lam)
+        return 8.0 * (5 * p * d + n0 * (d + 4 * p) + n_max * (d + 2 * p + 1) + 2 * p * p
+                      + 2 * grid * p + 4096 * (d + 2 * p + 2 * grid))
 
 
 # --------------------------------------------------------------------------- committee SGD
@@ -453,6 +491,17 @@ class SgdSimulate(_Sgd):
     seeds: int = _doc("runs (same start, independent data)", default=4, ge=1)
     float32: bool = _doc("weights and inputs in float32", default=False)
 
+    memory_hint: ClassVar[str] = "fewer seeds (run them as a seed sweep), or a smaller p or d"
+
+    def memory_bytes(self) -> float:
+        """All runs' weights (student, teacher and a float64 copy), two 32 MiB blocks of inputs
+        (the next is drawn while the last is alive), and the recorded M and Q (whole Q up to
+        p = 64, its diagonal above)."""
+        s, p, k, d = self.seeds, self.p, self.k, self.d
+        n_t = self.per_decade * max(1.0, math.log10(self.t_max / min(0.01, self.t_max / 100)))
+        q = p * p if p <= 64 else p
+        return 8.0 * (s * d * (2 * p + k) + 2 * (1 << 22) + (n_t + 2) * s * (q + p * k + 1))
+
 
 METHODS: dict[tuple[str, str], type[Params]] = {
     (c.model, c.method): c for c in (OnestepTheory, OnestepSimulate, SgdOde, SgdSimulate)}
@@ -501,6 +550,7 @@ def takes(cls: type[Params]) -> Callable[[Callable], Callable]:
                                     "(student, teacher)")
                 kwargs.update(zip(("student", "teacher"), args, strict=False))
                 prm = cls.of(kwargs)
+            prm.check_memory()
             return impl(prm, **extra)
 
         api.__signature__ = inspect.Signature(fields + own)

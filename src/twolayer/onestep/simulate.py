@@ -31,6 +31,7 @@ from twolayer.results import stamp
 __all__ = ["simulate"]
 
 _CHUNK = 4096
+_HUGE = 1e100  # |W1| beyond this (or not finite): the step overflowed (its squares would)
 
 
 def _features(act, x: np.ndarray, w: np.ndarray, out_dtype) -> np.ndarray:
@@ -90,8 +91,13 @@ def _one_seed(
         x0 = rng.standard_normal((n0, d))
         pre = x0 @ w0.T
         resid = labels(x0) - s.fn(pre).mean(axis=1)
-        w1 = w0 + (eta / n0) * ((s.deriv(pre) * resid[:, None]).T @ x0)
+        with np.errstate(over="ignore", invalid="ignore"):  # judged just below
+            w1 = w0 + (eta / n0) * ((s.deriv(pre) * resid[:, None]).T @ x0)
         del x0, pre
+        if not np.max(np.abs(w1)) < _HUGE:  # the step overflowed: this run has no network
+            nan = np.full((len(ns), len(lams)), np.nan)
+            return {"spike_sv": np.nan, "spike_overlap": np.nan, "w1_overlap": np.nan,
+                    "bulk_scale": np.nan, "test_error": nan, "train_error": nan.copy()}
         sv, vdw = _top_singular(w1 - w0, 1)
         out["spike_sv"] = sv / math.sqrt(p)
         out["spike_overlap"] = abs(float(vdw @ theta))
@@ -188,7 +194,7 @@ def simulate(prm: OnestepSimulate, *,
     if bad.any():
         status = "diverged"
         message = (f"non-finite test error at {int(bad.sum())} of {bad.size} (seed, alpha, lam) "
-                   "entries: the step or the readout overflowed; try a smaller eta or a larger "
-                   "lam")
+                   "entries: the step or the readout overflowed (the step's weights are "
+                   "non-finite where the diagnostics are NaN); try a smaller eta or a larger lam")
         warnings.warn(message, DivergenceWarning, stacklevel=3)
     return stamp(ds, prm, status, message, p=p, n0=n0)

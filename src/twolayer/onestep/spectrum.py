@@ -40,7 +40,7 @@ from numpy.polynomial.legendre import leggauss
 
 from twolayer import activations
 from twolayer._validate import integer, real
-from twolayer.errors import ModelAssumptionError
+from twolayer.errors import ModelAssumptionError, ParameterError
 
 __all__ = ["SpectralRule", "StepMap", "finite_rule", "mp_rule", "step_map"]
 
@@ -87,8 +87,14 @@ def step_map(student, teacher, alpha0: float, eta: float, noise: float = 0.0) ->
         )
     shrink = 1.0 + eta * mu2 * (mu0t - mu0)
     ss = s.deriv_second_moment - mu1**2
-    c = shrink**2 + eta**2 * resid_var * ss / alpha0
+    try:
+        c = shrink**2 + eta**2 * resid_var * ss / alpha0
+    except OverflowError:
+        c = math.inf
     gnorm = math.sqrt(mu1t**2 + resid_var / alpha0)
+    if not math.isfinite(c * gnorm * eta):
+        raise ParameterError(f"eta = {eta:g} with alpha0 = {alpha0:g} overflows the step map (the "
+                             "bulk variance c is not a finite number); use a smaller eta")
     return StepMap(math.sqrt(c), shrink, eta * mu1 * gnorm, mu1t / gnorm, resid_var)
 
 

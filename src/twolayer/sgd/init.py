@@ -37,6 +37,16 @@ class Overlaps:
     M: np.ndarray
     P: np.ndarray
 
+    def __post_init__(self) -> None:  # nested lists or integer arrays become float matrices
+        for name in ("Q", "M", "P"):
+            try:
+                a = np.array(getattr(self, name), dtype=float)
+            except (TypeError, ValueError):
+                raise ParameterError(f"the overlap {name} must be a matrix of numbers") from None
+            if a.ndim != 2:
+                raise ParameterError(f"the overlap {name} must be a matrix; got shape {a.shape}")
+            object.__setattr__(self, name, a)
+
     @property
     def p(self) -> int:
         return self.Q.shape[0]
@@ -118,10 +128,12 @@ def initial_overlaps(p: int, k: int, d: int, seed: int = 0, init_scale: float = 
 def load_overlaps(path: str | os.PathLike) -> Overlaps:
     """Overlaps from a JSON file with keys ``Q``, ``M``, ``P`` (nested lists); checked."""
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8") as fh:
             raw = json.load(fh)
     except OSError as exc:
         raise ParameterError(f"cannot read the --init file {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ParameterError(f"the --init file {str(path)!r} is not UTF-8 text (JSON)") from None
     except json.JSONDecodeError as exc:
         raise ParameterError(f"the --init file {str(path)!r} is not valid JSON: {exc}") from None
     if not isinstance(raw, dict) or not {"Q", "M", "P"} <= raw.keys():
