@@ -134,6 +134,8 @@ class Params(BaseModel):
     function: ClassVar[str]
     #: parameters holding a list (an inner grid of one result): alpha, lam
     lists: ClassVar[tuple[str, ...]] = ()
+    #: parameters taking one value or one value per giant step: alpha0, eta
+    per_step: ClassVar[tuple[str, ...]] = ()
     #: variables every result of this method carries
     outputs: ClassVar[tuple[str, ...]] = ()
 
@@ -218,7 +220,9 @@ def describe(err: ValidationError, cls: type[Params]) -> str:
     """One line from pydantic's first error: "the 'alpha0' parameter must be >= 0; got -1"."""
     e = err.errors(include_url=False)[0]
     loc = [p for p in e["loc"] if isinstance(p, str) and p in cls.model_fields]
-    name = loc[0] if loc else (e["loc"][0] if e["loc"] else "?")
+    if not e["loc"]:  # a check of several parameters together
+        return e["msg"].removeprefix("Value error, ")
+    name = loc[0] if loc else e["loc"][0]
     got = e.get("input")
     if e["type"] == "extra_forbidden":
         return (f"unknown parameter {name!r} for {cls.model} {cls.method}; known: "
@@ -240,13 +244,16 @@ def width(beta: float, d: int) -> int:
 class _Onestep(Params):
     model: ClassVar[str] = "onestep"
     lists: ClassVar[tuple[str, ...]] = ("alpha", "lam")
+    per_step: ClassVar[tuple[str, ...]] = ("alpha0", "eta")
 
     student: str = _doc("student activation σ (a registry name)", default="tanh")
     teacher: str = _doc("teacher activation σ⋆ (a registry name)", default="tanh")
-    alpha0: float = _doc("samples of the giant step per dimension, α0 = n0/d", default=0.5,
-                         ge=0)
-    eta: float = _doc("learning rate η̃ of the giant step (0: random features)", default=1.0,
-                      ge=0)
+    alpha0: float | list[float] = _doc(
+        "samples per dimension of the giant step, α0 = n0/d (a list: one per step, fresh "
+        "samples each)", default=0.5)
+    eta: float | list[float] = _doc(
+        "learning rate η̃ of the giant step (0: random features; a list: one per step)",
+        default=1.0)
     lam: list[float] = _doc("ridge penalty λ of the readout (a list: one result per value)",
                             default=[0.01])
     alpha: list[float] = _doc("readout samples per dimension, α = n/d (a list)",
@@ -259,6 +266,28 @@ class _Onestep(Params):
     @classmethod
     def _alpha(cls, v):
         return grid(v, positive=True)
+
+    @field_validator("alpha0", "eta", mode="before")
+    @classmethod
+    def _per_step(cls, v):
+        """A number, or one number per step (a one-element list is that number)."""
+        vals = grid(v, positive=False)
+        return vals[0] if len(vals) == 1 else vals
+
+    @model_validator(mode="after")
+    def _same_number_of_steps(self):
+        a0, eta = self.alpha0, self.eta
+        if isinstance(a0, list) and isinstance(eta, list) and len(a0) != len(eta):
+            raise ValueError(f"alpha0 and eta give {len(a0)} and {len(eta)} steps; give lists "
+                             "of equal length (one entry per step) or a single value")
+        return self
+
+    @property
+    def steps(self) -> list[tuple[float, float]]:
+        """[(α0_t, η̃_t)] for each giant step t (a single value is repeated)."""
+        n = max(len(v) if isinstance(v, list) else 1 for v in (self.alpha0, self.eta))
+        as_list = [v if isinstance(v, list) else [v] * n for v in (self.alpha0, self.eta)]
+        return list(zip(*as_list, strict=True))
 
     @field_validator("lam", mode="before")
     @classmethod
@@ -299,6 +328,13 @@ class OnestepTheory(_Onestep):
 
     memory_hint: ClassVar[str] = "use d = 'inf' (the Marchenko–Pastur bulk), a smaller d, or " \
         "fewer alpha and lam values"
+
+    @model_validator(mode="after")
+    def _one_step(self):
+        if len(self.steps) > 1:
+            raise ValueError("several giant steps have no theory yet; simulate them "
+                             "(onestep simulate --alpha0 a1,a2 --eta e1,e2)")
+        return self
 
     @property
     def d_inf(self) -> bool:
@@ -344,7 +380,7 @@ class OnestepSimulate(_Onestep):
         inputs and their preactivations; the n_max readout inputs and features; Gram and its
         eigenvectors, readouts, and 4096-sample test chunks."""
         p, d = self.width, self.d
-        n0 = round(self.alpha0 * d)
+        n0 = max(round(a0 * d) for a0, _ in self.steps)
         n_max = max(1, round(max(self.alpha) * d))
         grid = len(self.alpha) * len(self.lam)
         return 8.0 * (5 * p * d + n0 * (d + 4 * p) + n_max * (d + 2 * p + 1) + 2 * p * p

@@ -42,8 +42,8 @@ def _dense(alphas: list[float]) -> list[float]:
 
 
 def _title(prm) -> str:
-    return (f"σ={prm.student}, σ⋆={prm.teacher}, α0={prm.alpha0:g}, η̃={prm.eta:g}, "
-            f"Δ={prm.noise:g}")
+    a0, eta = (",".join(f"{v:g}" for v in x) for x in zip(*prm.steps, strict=True))
+    return f"σ={prm.student}, σ⋆={prm.teacher}, α0={a0}, η̃={eta}, Δ={prm.noise:g}"
 
 
 def _srf(th) -> dict:
@@ -127,19 +127,20 @@ def onestep_simulate(
     elapsed = time.perf_counter() - t0
     sim.attrs["seconds"] = elapsed
     p = sim.attrs["p"]
-    th = None
-    th_prm = OnestepTheory.of({k: getattr(prm, k) for k in OnestepTheory.model_fields
-                               if k in OnestepSimulate.model_fields}, beta=p / prm.d)
+    th = th_prm = None
     if theory_ or plot:
-        try:
+        try:  # the same model at d = inf and β = p/d
+            th_prm = OnestepTheory.of({k: getattr(prm, k) for k in OnestepTheory.model_fields
+                                       if k in OnestepSimulate.model_fields}, beta=p / prm.d)
             th = theory(th_prm)
-        except TwolayerError as e:  # e.g. no spiked form: simulate anyway
+        except TwolayerError as e:  # no spiked form, several steps: simulate anyway
             print(f"twolayer: warning: no theory: {e}", file=sys.stderr)
     _save(sim, out, overwrite)
     if plot:
         from twolayer.plotting import plot_onestep
 
-        th_d, rf_d = _curves(th_prm, prm.eta > 0 and prm.alpha0 > 0) if th else (None, None)
+        stepped = any(a0 > 0 and eta > 0 for a0, eta in prm.steps)
+        th_d, rf_d = _curves(th_prm, stepped) if th is not None else (None, None)
         plot_onestep(plot, theory=th_d, simulation=sim, rf=rf_d,
                      title=_title(prm) + f", p={p}")
     _emit_simulation(prm, sim, th, json_, elapsed)

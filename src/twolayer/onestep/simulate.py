@@ -74,8 +74,42 @@ def _top_singular(m: np.ndarray, seed: int) -> tuple[float, np.ndarray]:
     return float(s[0]), vt[0]
 
 
+def _giant_step(s, w, x0, y0, eta):
+    """W − η̃·p·∇_W ½ mean(y − f)² at W (a = 1/√p), i.e. each row
+    w_j + (η̃/n0) Σ_μ (y_μ − f(x_μ)) σ'(w_j·x_μ) x_μ."""
+    pre = x0 @ w.T
+    resid = y0 - s.fn(pre).mean(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # judged by the caller
+        return w + (eta / len(x0)) * ((s.deriv(pre) * resid[:, None]).T @ x0)
+
+
+def _top_singular_k(m: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest singular values (descending) and their right singular vectors (rows)."""
+    v0 = np.random.default_rng(seed).standard_normal(min(m.shape))
+    _, s, vt = svds(m, k=k, v0=v0)
+    order = np.argsort(s)[::-1]
+    return s[order], vt[order]
+
+
+def _diagnostics(w1, w0, theta, p) -> dict:
+    """Spike of W1 − W0 (top singular value over √p, overlap with θ), W1's own top direction,
+    and the bulk (rms row norm of W1 without its top singular component)."""
+    sv, vdw = _top_singular(w1 - w0, 1)
+    sv1, v1 = _top_singular(w1, 2)
+    return {"spike_sv": sv / math.sqrt(p), "spike_overlap": abs(float(vdw @ theta)),
+            "w1_overlap": abs(float(v1 @ theta)),
+            "bulk_scale": math.sqrt(max((np.sum(w1 * w1) - sv1**2) / p, 0.0))}
+
+
+def _step_record(w, w0, theta, p, ranks) -> dict:
+    """After one of several steps: the top ``ranks`` singular values of W_t − W0 over √p, the
+    overlaps |v_r·θ| of their right singular vectors, and those vectors (for later overlaps)."""
+    sv, vt = _top_singular_k(w - w0, ranks, 1)
+    return {"sv": sv / math.sqrt(p), "theta": np.abs(vt @ theta), "v": vt}
+
+
 def _one_seed(
-    rng: np.random.Generator, s, t, *, d, p, n0, eta, noise, ns, lams, n_test, dtype
+    rng: np.random.Generator, s, t, *, d, p, steps, noise, ns, lams, n_test, dtype
 ) -> dict:
     theta = rng.standard_normal(d)
     theta /= np.linalg.norm(theta)
@@ -86,29 +120,26 @@ def _one_seed(
         y = t.fn(x @ theta)
         return y + math.sqrt(noise) * rng.standard_normal(len(y)) if noise > 0 else y
 
-    out = {}
-    if n0 > 0 and eta > 0:
-        x0 = rng.standard_normal((n0, d))
-        pre = x0 @ w0.T
-        resid = labels(x0) - s.fn(pre).mean(axis=1)
-        with np.errstate(over="ignore", invalid="ignore"):  # judged just below
-            w1 = w0 + (eta / n0) * ((s.deriv(pre) * resid[:, None]).T @ x0)
-        del x0, pre
-        if not np.max(np.abs(w1)) < _HUGE:  # the step overflowed: this run has no network
-            nan = np.full((len(ns), len(lams)), np.nan)
-            return {"spike_sv": np.nan, "spike_overlap": np.nan, "w1_overlap": np.nan,
-                    "bulk_scale": np.nan, "test_error": nan, "train_error": nan.copy()}
-        sv, vdw = _top_singular(w1 - w0, 1)
-        out["spike_sv"] = sv / math.sqrt(p)
-        out["spike_overlap"] = abs(float(vdw @ theta))
-        sv1, v1 = _top_singular(w1, 2)
-        out["w1_overlap"] = abs(float(v1 @ theta))
-        # bulk: rms row norm of W1 without its top singular component
-        out["bulk_scale"] = math.sqrt(max((np.sum(w1 * w1) - sv1**2) / p, 0.0))
-    else:
-        w1 = w0
-        out.update(spike_sv=0.0, spike_overlap=float("nan"), w1_overlap=float("nan"),
+    w1, record = w0, []
+    ranks = min(3, p - 1, d - 1)
+    for n0, eta in steps:  # each step on fresh samples, at the current W
+        if n0 > 0 and eta > 0:
+            x0 = rng.standard_normal((n0, d))
+            w1 = _giant_step(s, w1, x0, labels(x0), eta)
+            del x0
+            if not np.max(np.abs(w1)) < _HUGE:  # the step overflowed: no network this run
+                nan = np.full((len(ns), len(lams)), np.nan)
+                return {"spike_sv": np.nan, "spike_overlap": np.nan, "w1_overlap": np.nan,
+                        "bulk_scale": np.nan, "test_error": nan, "train_error": nan.copy(),
+                        "steps": None}
+        if len(steps) > 1:
+            record.append(_step_record(w1, w0, theta, p, ranks) if w1 is not w0 else None)
+    if w1 is w0:
+        out = dict(spike_sv=0.0, spike_overlap=float("nan"), w1_overlap=float("nan"),
                    bulk_scale=1.0)
+    else:
+        out = _diagnostics(w1, w0, theta, p)
+    out["steps"] = record or None
 
     w1c = w1.astype(dtype, copy=False)  # cast once, reused by the training and test features
     x = rng.standard_normal((ns[-1], d))
@@ -157,6 +188,12 @@ def simulate(prm: OnestepSimulate, *,
     ``w1_overlap`` (the same for W1) and ``bulk_scale`` (rms row norm of W1 without its top
     singular component, compare with √c). Attributes: the schema of :mod:`twolayer.results`
     (status ``diverged`` where a test error is not finite) and ``p``, ``n0``.
+
+    Several giant steps (``alpha0`` and/or ``eta`` lists, one entry per step): step t uses
+    round(α0_t·d) fresh samples and W ← W − η̃_t·p·∇_W ½ mean(y − f)² at the current W (a stays
+    1/√p); the diagnostics above are those of the final W, and ``step_sv``, ``step_overlap``,
+    ``step_direction_overlap`` follow the spikes after each step. A single value is one step,
+    drawn exactly as before.
     """
     s, t = activations.get(prm.student), activations.get(prm.teacher)
     alphas, lams = np.array(prm.alpha), np.array(prm.lam)
@@ -164,11 +201,11 @@ def simulate(prm: OnestepSimulate, *,
     dtype = np.dtype("float32" if prm.float32 else "float64")
     order = np.argsort(alphas)
     ns_sorted = np.maximum(1, np.round(alphas[order] * d).astype(int))
-    n0 = round(prm.alpha0 * d)
+    steps = [(round(a0 * d), eta) for a0, eta in prm.steps]
     runs = []
     for i in range(seeds):
         rng = np.random.default_rng([prm.seed, i])
-        runs.append(_one_seed(rng, s, t, d=d, p=p, n0=n0, eta=prm.eta, noise=prm.noise,
+        runs.append(_one_seed(rng, s, t, d=d, p=p, steps=steps, noise=prm.noise,
                               ns=ns_sorted, lams=lams, n_test=prm.n_test, dtype=dtype))
         if progress is not None:
             progress(i + 1, seeds)
@@ -189,6 +226,8 @@ def simulate(prm: OnestepSimulate, *,
         coords={"seed": np.arange(seeds), "alpha": alphas, "lam": lams,
                 "n": ("alpha", np.maximum(1, np.round(alphas * d).astype(int)))},
     )
+    if len(steps) > 1:
+        ds = ds.assign(_per_step(runs, len(steps), min(3, p - 1, d - 1)))
     bad = ~np.isfinite(te)
     status, message = "ok", ""
     if bad.any():
@@ -197,4 +236,28 @@ def simulate(prm: OnestepSimulate, *,
                    "entries: the step or the readout overflowed (the step's weights are "
                    "non-finite where the diagnostics are NaN); try a smaller eta or a larger lam")
         warnings.warn(message, DivergenceWarning, stacklevel=3)
+    n0 = steps[0][0] if len(steps) == 1 else np.array([n for n, _ in steps])
     return stamp(ds, prm, status, message, p=p, n0=n0)
+
+
+def _per_step(runs: list[dict], n_steps: int, ranks: int) -> dict:
+    """Diagnostics after each of several steps, on (seed, step[, rank | step_b]): the top
+    singular values of W_t − W0 over √p (``step_sv``), their right singular vectors' overlaps
+    with θ (``step_overlap``), and the overlaps |v₁(t)·v₁(t')| of the top directions after
+    steps t and t' (``step_direction_overlap``). NaN for a run or a step without data."""
+    n = len(runs)
+    sv = np.full((n, n_steps, ranks), np.nan)
+    th = np.full((n, n_steps, ranks), np.nan)
+    dirs = np.full((n, n_steps, n_steps), np.nan)
+    for i, r in enumerate(runs):
+        rec = r["steps"] or []
+        top = {}
+        for j, st in enumerate(rec):
+            if st is not None:
+                sv[i, j], th[i, j], top[j] = st["sv"], st["theta"], st["v"][0]
+        for a, va in top.items():
+            for b, vb in top.items():
+                dirs[i, a, b] = abs(float(va @ vb))
+    return {"step_sv": (("seed", "step", "rank"), sv),
+            "step_overlap": (("seed", "step", "rank"), th),
+            "step_direction_overlap": (("seed", "step", "step_b"), dirs)}
