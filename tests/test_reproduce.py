@@ -58,14 +58,15 @@ def test_onestep_curves_against_measured_simulations(made):
 
 
 def test_onestep_alignment_simulation_follows_the_closed_form(made):
-    """|v₁·θ| of the simulated step (d = 300, 3 seeds) vs γ = μ1⋆/√(μ1⋆² + E r²/α0)."""
+    """|v₁·θ| of the simulated step (d = 300, 3 seeds) vs γ = μ1⋆/√(μ1⋆² + E r²/α0); one η̃
+    only, since W1 − W0 = η̃·G has the same direction for every η̃."""
     _, out = made
     sim = _open(out["onestep-alignment"].results["simulation"]).isel(alpha=0, lam=0)
     o = sim["spike_overlap"]
     for a0 in sim["alpha0"].values:
         gamma = step_map("tanh", "tanh", float(a0), 1.0).alignment
         m = o.sel(alpha0=a0)
-        se = float(m.std(("eta", "seed"), ddof=1)) / np.sqrt(sim.sizes["seed"])
+        se = float(m.std("seed", ddof=1)) / np.sqrt(sim.sizes["seed"])
         assert abs(float(m.mean()) - gamma) < 3 * se + 0.02, (a0, float(m.mean()), gamma)
     assert 0.35 < step_map("tanh", "tanh", 0.25, 1.0).alignment < 0.5  # the curve rises
     assert step_map("tanh", "tanh", 4.0, 1.0).alignment > 0.85
@@ -98,15 +99,15 @@ def test_sgd_regimes_ode_against_simulation(made):
     res = {k: _open(v) for k, v in out["sgd-regimes"].results.items()}
     for regime, margin in (("classical", 0.02), ("highdim", 0.02), ("meanfield", 0.07)):
         ode, sim = res[f"{regime}_ode"], res[f"{regime}_sim"]
-        # the simulation records at whole blocks of steps, near the ODE's grid
-        np.testing.assert_allclose(ode["t"], sim["t"], rtol=0.05)
         t, t_ode = sim["t"].values[1:], ode["t"].values[1:]
+        assert t_ode[0] <= 1.01 * t[0] and t[-1] <= 1.01 * t_ode[-1]  # the ODE covers the run
         theory = np.interp(np.log(t), np.log(t_ode), ode["risk"].values[1:])
         se = sim["risk_std"].values[1:] / np.sqrt(sim.sizes["seed"])
         gap = np.abs(theory - sim["risk_mean"].values[1:])
         assert np.all(gap < 3 * se + margin * theory), (regime, gap.max())
-    cl = res["classical_ode"]["risk"].values / res["classical_flow"]["risk"].values
-    assert np.all(np.abs(cl - 1) < 0.01)
+    ode, flow = res["classical_ode"]["risk"].values, res["classical_flow"]["risk"].values
+    above = flow > 1e-8  # resolved: well above the solver's absolute tolerance (1e-10)
+    assert above.sum() > 50 and np.all(np.abs(ode[above] / flow[above] - 1) < 0.01)
     assert res["highdim_ode"]["risk"].values[-1] > 2 * res["highdim_flow"]["risk"].values[-1]
 
 
@@ -166,3 +167,30 @@ def test_a_foreign_file_in_place_of_the_figure_is_refused(tmp_path):
     rep = reproduce("sgd-phases", tmp_path, overwrite=True)
     assert open(rep.figures[0], "rb").read(4) == b"\x89PNG"
     reproduce("sgd-phases", tmp_path)  # our own figure is refreshed without overwrite
+
+
+def test_the_figures_say_what_they_show(made):
+    """Honest captions: the one-step figure prints its measured simulation − theory gaps (the
+    large step sits well above the theory, the moderate ones within a few %); the regime ODEs
+    run past the specialisation; the phase diagram is drawn δ across, κ up (Veiga et al. 2022)
+    with the authors' no-ODE edge beside the package's."""
+    from twolayer.plotting.recipes import deviations
+
+    _, out = made
+    th = _open(out["onestep-curves"].results["theory"]).isel(lam=0)
+    sim = _open(out["onestep-curves"].results["simulation"]).isel(lam=0)
+    dev = deviations(th, sim)
+    assert set(dev) == {0.0, 0.5, 1.0, 2.0}
+    s = sim.sel(eta=2.0)
+    theory = np.interp(s["alpha"], th["alpha"], th["test_error"].sel(eta=2.0))
+    rel = (s["test_error_mean"].values - theory) / theory
+    assert dev[2.0] == pytest.approx((rel.min(), rel.max()))
+    assert dev[2.0][1] > 0.08 and max(abs(v) for v in dev[1.0]) < dev[2.0][1]
+    ode = _open(out["sgd-regimes"].results["highdim_ode"])
+    assert float(ode["t"].values[-1]) >= 1000  # past the specialisation at t ≈ 150–300
+    fig = RECIPES["sgd-phases"].draw({}, RECIPES["sgd-phases"].sizes["small"])
+    ax = fig.axes[0]
+    assert ax.get_xlabel().startswith("δ") and ax.get_ylabel().startswith("κ")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("the authors' no-ODE edge" in t for t in labels)
+    assert any(t.startswith("perfect learning") for t in labels)

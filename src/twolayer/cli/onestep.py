@@ -43,7 +43,8 @@ def _dense(alphas: list[float]) -> list[float]:
 
 def _title(prm) -> str:
     a0, eta = (",".join(f"{v:g}" for v in x) for x in zip(*prm.steps, strict=True))
-    return f"σ={prm.student}, σ⋆={prm.teacher}, α0={a0}, η̃={eta}, Δ={prm.noise:g}"
+    lam = ",".join(f"{v:g}" for v in prm.lam)
+    return f"σ={prm.student}, σ⋆={prm.teacher}, α0={a0}, η̃={eta}, λ={lam}, Δ={prm.noise:g}"
 
 
 def _srf(th) -> dict:

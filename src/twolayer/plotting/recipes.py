@@ -14,8 +14,8 @@ import xarray as xr
 from twolayer.plotting import style
 from twolayer.plotting.meta import failed_count, meta, ok_mask, point_status
 
-__all__ = ["PHASES", "gap_to_rf", "onestep_alignment", "onestep_curves", "onestep_gap",
-           "phase_map", "sgd_phases", "sgd_regimes"]
+__all__ = ["PHASES", "deviations", "gap_to_rf", "onestep_alignment", "onestep_curves",
+           "onestep_gap", "phase_map", "sgd_phases", "sgd_regimes"]
 
 
 def _ok(ds: xr.Dataset, var: str) -> xr.DataArray:
@@ -49,9 +49,32 @@ def onestep_curves(results: dict[str, xr.Dataset], size: dict):
     style.decorate(ax, x=style.axis_label("alpha"), y=style.y_label("onestep"),
                    title=f"{prm['student']} network, {prm['teacher']} target, α₀ = "
                          f"{prm['alpha0']:g}, λ = {th['lam'].item():g}")
+    ax.text(0.99, 0.70, _deviation_note(th, sim), transform=ax.transAxes, ha="right",
+            va="top", fontsize=style.NOTE_SIZE)  # below the legend, above the curves
     _failed_note(ax, results)
     style.legend(ax)
     return fig
+
+
+def deviations(th: xr.Dataset, sim: xr.Dataset) -> dict[float, tuple[float, float]]:
+    """η̃ → the smallest and largest (simulation − theory)/theory over the simulated α."""
+    out = {}
+    for eta in sim["eta"].values:
+        if eta not in th["eta"].values:
+            continue
+        s = sim.sel(eta=eta)
+        theory = np.interp(s["alpha"], th["alpha"], _ok(th.sel(eta=eta), "test_error"))
+        rel = (_ok(s, "test_error_mean").values - theory) / theory
+        if np.isfinite(rel).any():
+            out[float(eta)] = (float(np.nanmin(rel)), float(np.nanmax(rel)))
+    return out
+
+
+def _deviation_note(th: xr.Dataset, sim: xr.Dataset) -> str:
+    """One line per η̃: how far the simulations sit from the d = ∞ theory."""
+    lines = [f"η̃ = {eta:g}: {100 * lo:+.0f}% … {100 * hi:+.0f}%"
+             for eta, (lo, hi) in deviations(th, sim).items()]
+    return "simulation − theory, over α:\n" + "\n".join(lines)
 
 
 def onestep_alignment(results: dict[str, xr.Dataset], size: dict):
@@ -68,12 +91,10 @@ def onestep_alignment(results: dict[str, xr.Dataset], size: dict):
     ax = fig.subplots()
     ax.plot(grid, theory, **style.THEORY, color="k",
             label="theory γ = μ1⋆ / ‖g‖ (any η̃ > 0)")
-    overlap = _ok(sim, "spike_overlap")
-    for i, eta in enumerate(sim["eta"].values):
-        o = overlap.sel(eta=eta)
-        shift = 1.0 + 0.03 * (i - (sim.sizes["eta"] - 1) / 2)  # side by side, not on top
-        ax.errorbar(a0 * shift, o.mean("seed"), yerr=o.std("seed", ddof=1), **style.ERRORBAR,
-                    color=style.colour(i), label=f"simulation, η̃ = {eta:g}")
+    o = _ok(sim, "spike_overlap")  # W1 − W0 = η̃·G: the same direction for every η̃
+    ax.errorbar(a0, o.mean("seed"), yerr=o.std("seed", ddof=1), **style.ERRORBAR,
+                color=style.colour(0),
+                label=f"simulation, η̃ = {prm['eta']:g} (any η̃ gives this direction)")
     ax.set_xscale("log")
     ticks = [x for x in (0.1, 0.2, 0.5, 1, 2, 5, 10) if grid[0] <= x <= grid[-1]]
     ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
@@ -112,6 +133,8 @@ def onestep_gap(results: dict[str, xr.Dataset], size: dict):
     if step.sizes["eta"] > 1 and np.nanmin(step.values) < 0 < np.nanmax(step.values):
         ax.contour(step["eta"], step["alpha0"], step.values, levels=[0.0], colors="k",
                    linewidths=0.8)
+        ax.plot([], [], color="k", lw=0.8, label="zero gap: E_RF = E_one step")
+        style.legend(ax, loc="lower right", frameon=True, framealpha=0.85)
     cbar = fig.colorbar(mesh, ax=ax)
     cbar.set_label("E_RF − E_one step   (> 0: the step helps)", fontsize=style.LABEL_SIZE)
     cbar.ax.tick_params(labelsize=style.TICK_SIZE)
@@ -141,6 +164,9 @@ def sgd_regimes(results: dict[str, xr.Dataset], size: dict):
     return fig
 
 
+_ODE_FLOOR = 1e-10  # the ODE's absolute tolerance: risks below it are solver noise
+
+
 def _regime_panel(ax, title: str, ode: xr.Dataset, sim: xr.Dataset,
                   flow: xr.Dataset | None) -> None:
     from twolayer.sgd.regimes import classify
@@ -165,13 +191,19 @@ def _regime_panel(ax, title: str, ode: xr.Dataset, sim: xr.Dataset,
         ax.plot(tf[tf > 0], _ok(flow, "risk").values[tf > 0], **style.FLOW,
                 label="gradient flow (no variance term)")
     reg = classify(prm["d"], prm["p"], prm["gamma"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = np.nanmax(std[keep] / mean[keep]) if keep.any() else np.nan
+    note = (f"SGD to t = {t[-1]:.3g}; its ± std band is at most {100 * spread:.2g}% of the "
+            "mean" if np.isfinite(spread) else None)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    if ax.get_ylim()[0] < _ODE_FLOOR:  # below the solver's absolute tolerance: noise
+        ax.set_ylim(bottom=_ODE_FLOOR)
     style.decorate(ax, x=style.axis_label("t"), log_grid=True,
                    title=f"{title}: p = {prm['p']}, k = {prm['k']}, γ = {prm['gamma']:g}, "
                          f"Δ = {prm['noise']:g}\n(γ/p = {prm['gamma'] / prm['p']:.3g}; "
                          f"classified: {reg.name})")
-    style.legend(ax, loc="lower left")
+    style.legend(ax, loc="lower left", title=note)
 
 
 PHASES = ("classical", "mean-field", "high-dimensional", "mixed", "variance-dominated", "no-ODE")
@@ -186,37 +218,43 @@ def phase_map(kappa: np.ndarray, delta: np.ndarray) -> np.ndarray:
 
 
 def sgd_phases(results: dict[str, xr.Dataset], size: dict):
-    """Regimes over (κ, δ) with p ∝ d^κ, γ ∝ d^(−δ); the marginal line κ + δ = 0 drawn."""
+    """Regimes over (δ, κ) with p ∝ d^κ, γ ∝ d^(−δ), oriented and named as in Veiga et al.
+    2022 (δ across, κ up); the limits of Arnaboldi et al. 2023 in the legend; the authors'
+    no-ODE edge δ = −(1 + κ)/2 dotted beside the package's κ + δ = −½."""
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
     n = int(size["n"])
     kappa = np.linspace(0.0, 1.5, n)
     delta = np.linspace(-2.0, 1.0, n)
-    idx = phase_map(kappa, delta)
-    colors = ["#9ecae1", "#a1d99b", "#3182bd", "#31a354", "#fdae6b", "#d9d9d9"]
+    idx = phase_map(kappa, delta).T  # rows κ, columns δ
+    colors = ["#a1d99b", "#74c476", "#3182bd", "#6baed6", "#fdae6b", "#ef8a8a"]
     fig = style.new_figure()
     ax = fig.subplots()
-    ax.pcolormesh(kappa, delta, idx, shading="nearest", cmap=ListedColormap(colors),
+    ax.pcolormesh(delta, kappa, idx, shading="nearest", cmap=ListedColormap(colors),
                   vmin=-0.5, vmax=len(PHASES) - 0.5)
-    # the regimes on lines (zero area on the grid): classical κ = 0, δ > 0; κ + δ = 0
-    ax.plot([0, 0], [0, delta[-1]], "-", color=colors[0], lw=6, solid_capstyle="butt")
-    ax.plot(kappa, -kappa, "-", color=colors[3], lw=2.5)
-    ax.plot(kappa, -kappa - 0.5, "--", color="0.3", lw=1)
+    # the regimes on lines (zero area on the grid): classical κ = 0, δ > 0; plateau κ + δ = 0
+    ax.plot([0, delta[-1]], [0, 0], "-", color=colors[0], lw=6, solid_capstyle="butt")
+    ax.plot(-kappa, kappa, "-", color=colors[3], lw=2.5)
+    ax.plot(-kappa - 0.5, kappa, "-", color="0.3", lw=1)
+    ax.plot(-(1 + kappa) / 2, kappa, ":", color="0.1", lw=1.2,
+            label="the authors' no-ODE edge δ = −(1 + κ)/2")
     ax.plot([0], [0], "o", color=colors[2], ms=7)
-    ax.annotate("Saad & Solla\n(p, γ fixed)", (0, 0), (0.08, 0.25), fontsize=style.LEGEND_SIZE,
+    ax.annotate("Saad & Solla\n(p, γ fixed)", (0, 0), (0.2, 0.12), fontsize=style.LEGEND_SIZE,
                 arrowprops={"arrowstyle": "-", "lw": 0.5})
-    labels = {"classical": "classical (κ = 0, δ > 0)", "mean-field": "mean-field (κ + δ > 0)",
-              "high-dimensional": "high-dimensional (κ = δ = 0)",
-              "mixed": "mixed (κ + δ = 0, κ > 0)",
-              "variance-dominated": "variance-dominated (−½ < κ + δ < 0)",
+    labels = {"classical": "perfect learning — classical (κ = 0, δ > 0)",
+              "mean-field": "perfect learning — mean-field (κ > 0, κ + δ > 0)",
+              "high-dimensional": "plateau — high-dimensional (κ = δ = 0)",
+              "mixed": "plateau — mixed (κ + δ = 0, κ > 0)",
+              "variance-dominated": "bad learning — variance-dominated (−½ < κ + δ < 0)",
               "no-ODE": "no ODE (κ + δ ≤ −½)"}
     handles = [Patch(color=c, label=labels[name]) for c, name in zip(colors, PHASES,
                                                                        strict=True)]
+    handles += ax.get_legend_handles_labels()[0]
     style.legend(ax, handles=handles, loc="upper right", frameon=True, framealpha=0.9)
-    ax.set_xlim(kappa[0] - 0.02, kappa[-1])  # the classical line κ = 0 fully visible
-    ax.set_ylim(delta[0], delta[-1])
-    style.decorate(ax, x="κ   (width p ∝ d^κ)", y="δ   (learning rate γ ∝ d^(−δ))",
+    ax.set_xlim(delta[0], delta[-1])
+    ax.set_ylim(kappa[0] - 0.02, kappa[-1])  # the classical line κ = 0 fully visible
+    style.decorate(ax, x="δ   (learning rate γ ∝ d^(−δ))", y="κ   (width p ∝ d^κ)",
                    title="one-pass SGD of committee machines: which limit applies", grid=False)
     return fig
 
