@@ -26,7 +26,7 @@ import xarray as xr
 import twolayer
 from twolayer.errors import ParameterError
 from twolayer.experiments.config import Experiment, load_init
-from twolayer.experiments.result import merge
+from twolayer.experiments.result import merge, summarize
 from twolayer.experiments.store import (
     STORE_FORMAT,
     Record,
@@ -282,5 +282,6 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
     timings = {"wall_s": wall, "run_s": t_run, "compute_s": compute_s,
                "mean_point_s": compute_s / len(fresh) if fresh else 0.0}
     ds.attrs["timings"] = json.dumps(timings)
+    summarize(ds)  # the result must read back (schema, summary) before it is written
     save_netcdf(ds, exp.output, overwrite=True)
     return ds, {**counts, **timings}
