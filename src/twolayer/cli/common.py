@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typer
 
-from twolayer.errors import ConvergenceWarning, DivergenceWarning, ParameterError
+from twolayer.errors import ConvergenceWarning, DivergenceWarning, ParameterError, StoreWarning
 
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 Overwrite = Annotated[bool, typer.Option(
@@ -47,6 +47,7 @@ def warnings_to_stderr() -> None:
     warnings.showwarning = show
     warnings.simplefilter("always", ConvergenceWarning)
     warnings.simplefilter("always", DivergenceWarning)
+    warnings.simplefilter("always", StoreWarning)
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 import twolayer
-from twolayer.errors import ParameterError
+from twolayer.errors import ParameterError, StoreError, StoreWarning
 from twolayer.experiments.config import Experiment, load_init
 from twolayer.experiments.result import merge, summarize
 from twolayer.experiments.store import (
@@ -207,7 +208,9 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
 
     Returns the merged Dataset (also written to ``exp.output``) and the counts
     ``{"points", "ok", "failed", "computed", "cached"}`` (computed and cached count distinct
-    keys). Raises ParameterError before any work if the output belongs to another experiment
+    keys), the timings and ``invalid``: stored points whose files failed their checks
+    (see :class:`~twolayer.experiments.store.Store`), computed again with a StoreWarning.
+    Raises ParameterError before any work if the output belongs to another experiment
     (unless ``overwrite``) or cannot be written.
     """
     from twolayer.io import save_netcdf
@@ -227,6 +230,12 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
         raise ParameterError(f"cannot create the store folder {str(exp.store)!r}: {e}") from None
     unique = {pt.key: pt for pt in points}
     cached = {k for k, pt in unique.items() if store.has(k, pt.payload)}
+    invalid = dict(store.invalid)
+    if invalid:
+        first = next(iter(invalid.items()))
+        warnings.warn(StoreWarning(
+            f"{len(invalid)} stored point(s) failed their checks and are computed again "
+            f"(point {first[0][:12]}…: {first[1]})"), stacklevel=2)
     todo = [pt for k, pt in unique.items() if k not in cached]
     fresh: dict[str, Record] = {}
 
@@ -256,8 +265,10 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
     records = {}
     for k, pt in unique.items():
         rec = store.get(k, pt.payload)
-        if rec is None:  # cannot happen unless the store vanished under us
-            raise ParameterError(f"point {k} is missing from the store {str(exp.store)!r}")
+        if rec is None:  # the store was changed under us while this run worked
+            why = store.invalid.get(k, "missing")
+            raise StoreError(f"point {k} of the store {str(exp.store)!r} changed during the "
+                             f"run ({why}); run the same command again")
         records[k] = rec
     ds = merge(exp.axes, exp.mode, [(pt.index, pt.key) for pt in points], records)
     status = ds["status"].values
@@ -284,4 +295,4 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
     ds.attrs["timings"] = json.dumps(timings)
     summarize(ds)  # the result must read back (schema, summary) before it is written
     save_netcdf(ds, exp.output, overwrite=True)
-    return ds, {**counts, **timings}
+    return ds, {**counts, **timings, "invalid": len(invalid)}
