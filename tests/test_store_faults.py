@@ -3,12 +3,18 @@ point files, concurrent runs on one output, write failures, exit statuses, stale
 file modes."""
 
 import hashlib
+import importlib
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import twolayer
 from twolayer.cli import main
 from twolayer.experiments import Store, expand, load_config, run_experiment
 from twolayer.experiments.store import STORE_FORMAT, content_hash
@@ -29,6 +35,7 @@ def run(capsys, args):
     return code, out, err
 
 
+SRC = str(Path(twolayer.__file__).resolve().parents[1])
 ODE = 'model = "sgd"\nmethod = "ode"\n[params]\nt_max = 1\nd = 50\n'
 
 
@@ -143,3 +150,128 @@ def test_records_carry_checksums_of_the_data_and_of_themselves(tmp_path):
     meta_path.write_text(json.dumps(meta))
     assert store.get(pt.key, pt.payload) is None
     assert "modified" in store.invalid[pt.key]
+def test_a_sweepless_point_that_diverged_is_shown_with_its_reason(tmp_path, capsys):
+    cfg = write(tmp_path, 'model = "sgd"\nmethod = "ode"\n[params]\nstudent = "linear"\n'
+                'teacher = "linear"\np = 1\nk = 1\nd = 200\nt_max = 50\ngamma = 3.0\n')
+    code, out, err = run(capsys, ["run", str(cfg), "--workers", "0", "--json"])
+    assert code == 3, err
+    [bad] = json.loads(out)["failed"]
+    assert bad["point"] == {} and bad["status"] == "diverged" and "blew up" in bad["reason"]
+    code, out, _ = run(capsys, ["show", str(tmp_path / "cfg.nc")])
+    assert code == 0 and "the point: diverged: the ODE blew up at t =" in out
+
+
+# --------------------------------------------------------------------------- 5. exit statuses
+def test_every_point_failed_is_exit_3_with_the_results_written(tmp_path, capsys):
+    cfg = write(tmp_path, 'model = "onestep"\nmethod = "theory"\n[params]\nalpha = [1.0]\n'
+                '[sweep]\nstudent = ["square", "he2"]\n')
+    code, out, err = run(capsys, ["run", str(cfg), "--workers", "0", "--json"])
+    assert code == 3, err
+    obj = json.loads(out)
+    assert obj["counts"]["failed"] == 2 and obj["status"] == "failed"
+    assert list(load_netcdf(tmp_path / "cfg.nc")["status"].values) == ["failed", "failed"]
+    code, out, err = run(capsys, ["run", str(cfg), "--workers", "0"])  # all from the store
+    assert code == 3 and "failed 2" in out and err.count("cut short") == 0
+
+
+def test_a_point_cut_short_is_exit_4_and_the_rerun_completes(tmp_path, capsys, monkeypatch):
+    theory_mod = importlib.import_module("twolayer.onestep.theory")
+    real = theory_mod.theory
+
+    def flaky(prm):
+        if prm.eta == 1.0:
+            raise MemoryError("out of memory")
+        return real(prm)
+
+    cfg = write(tmp_path, THEORY)
+    monkeypatch.setattr(theory_mod, "theory", flaky)
+    code, out, err = run(capsys, ["run", str(cfg), "--workers", "0", "--json"])
+    assert code == 4, err
+    assert "1 point(s) were cut short" in err and "run the same command again" in err
+    assert json.loads(out)["counts"] == {"points": 2, "ok": 1, "failed": 1, "computed": 2,
+                                         "cached": 0}
+    assert list(load_netcdf(tmp_path / "cfg.nc")["status"].values) == ["ok", "failed"]
+    monkeypatch.setattr(theory_mod, "theory", real)
+    code, out, err = run(capsys, ["run", str(cfg), "--workers", "0", "--json"])
+    assert code == 0, err
+    assert json.loads(out)["counts"]["computed"] == 1
+
+
+def test_a_scheduler_lost_mid_run_is_exit_4(tmp_path, capsys, monkeypatch):
+    import distributed
+
+    real = distributed.as_completed
+
+    def dies(futures, **kw):
+        it = real(futures, **kw)
+        yield next(it)
+        raise OSError("Timed out trying to connect to tcp://127.0.0.1:1 (scheduler gone)")
+
+    monkeypatch.setattr(distributed, "as_completed", dies)
+    cfg = write(tmp_path, THEORY)
+    environ = dict(os.environ)
+    try:
+        code, out, err = run(capsys, ["run", str(cfg), "--workers", "1", "--json"])
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+    assert code == 4, err
+    obj = json.loads(out)
+    assert (obj["counts"]["ok"], obj["counts"]["failed"]) == (1, 1)
+    [lost] = obj["failed"]
+    assert lost["reason"].startswith("cut short: OSError: Timed out")
+    assert (tmp_path / "cfg.nc").is_file()
+
+
+SGD_DIVERGES = ["--student", "linear", "--teacher", "linear", "--p", "1", "--k", "1",
+                "--d", "200", "--gamma", "3", "--t-max", "50"]
+
+
+@pytest.mark.parametrize("json_", [False, True])
+def test_single_commands_exit_3_when_the_result_is_not_ok(tmp_path, capsys, json_):
+    flag = ["--json"] if json_ else []
+    out_nc = tmp_path / "ode.nc"
+    code, out, err = run(capsys, ["sgd", "ode", *SGD_DIVERGES, "--out", str(out_nc), *flag])
+    assert code == 3, err
+    assert load_netcdf(out_nc).attrs["status"] == "diverged"  # still written
+    if json_:
+        assert json.loads(out)["status"] == "diverged"
+    else:
+        assert "status: diverged" in out
+    code, out, err = run(capsys, ["sgd", "simulate", *SGD_DIVERGES[:-4], "--gamma", "10",
+                                  "--t-max", "5", "--seeds", "1", "--no-ode", *flag])
+    assert code == 3, err
+    assert "runs diverged" in err
+    code, out, err = run(capsys, ["onestep", "theory", "--max-iter", "2", "--alpha", "1,2",
+                                  *flag])
+    assert code == 3, err
+    assert (json.loads(out)["status"] if json_ else out.split("status: ")[1][:13]) \
+        == "not_converged"
+    code, out, err = run(capsys, ["onestep", "theory", "--alpha", "1", *flag])
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("failed,transient,code", [(0, 0, 0), (1, 0, 3), (1, 1, 4)])
+def test_reproduce_exit_status(monkeypatch, capsys, failed, transient, code):
+    import twolayer.reproduce as rep
+    from twolayer.reproduce.run import Reproduction
+
+    counts = {"a": {"points": 2, "ok": 2 - failed, "failed": failed, "computed": 2,
+                    "cached": 0}}
+    monkeypatch.setattr(rep, "reproduce", lambda *a, **k: Reproduction(
+        "x", "small", ["x.png", "x.pdf"], {"a": "a.nc"}, counts, 1.0, transient))
+    got, out, err = run(capsys, ["reproduce", "x", "--json"])
+    assert got == code
+    assert ("were cut short" in err) == (transient > 0)
+    assert json.loads(out)["status"] == ("ok" if not failed else "incomplete")
+
+
+def test_the_exit_statuses_are_documented():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    r = subprocess.run([sys.executable, "-m", "twolayer", "--help"], capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": SRC})
+    helptext = " ".join(r.stdout.split())
+    assert "3 done and results written, but some are not ok" in helptext
+    assert "4 the run was cut short" in helptext
+    assert "| 3 | done and results written, but some are not ok" in readme
+    assert "| 4 | the run was cut short" in readme

@@ -167,7 +167,8 @@ def _dask_client(workers: int, scheduler: str | None) -> Iterator[tuple[Any, str
         try:
             yield client, where
         finally:
-            client.close()
+            with contextlib.suppress(Exception):  # a scheduler that died cannot say goodbye
+                client.close()
     finally:
         if cluster is not None:
             cluster.close()
@@ -181,14 +182,22 @@ def _dask(client, points: list[Point], done: Callable[[Record], None]) -> None:
 
     futures = {client.submit(compute_point, pt.key, pt.payload, key=f"twolayer-{pt.key}",
                              pure=False): pt for pt in points}
-    for fut in as_completed(futures, loop=client.loop):
-        try:
-            rec = fut.result()
-        except Exception as e:  # a crashed worker, a lost connection: retried next run
-            rec = Record(futures[fut].key, "failed", f"{type(e).__name__}: {e}", transient=True,
-                         worker="?")
-        fut.release()
-        done(rec)
+    left = {pt.key for pt in points}
+    try:
+        for fut in as_completed(futures, loop=client.loop):
+            try:
+                rec = fut.result()
+            except Exception as e:  # a crashed worker, a lost connection: retried next run
+                rec = Record(futures[fut].key, "failed", f"{type(e).__name__}: {e}",
+                             transient=True, worker="?")
+            fut.release()
+            left.discard(rec.key)
+            done(rec)
+    except Exception as e:  # the scheduler itself is gone: the rest is cut short
+        why = f"cut short: {type(e).__name__}: {e}".strip()
+        for pt in points:
+            if pt.key in left:
+                done(Record(pt.key, "failed", why, transient=True, worker="?"))
 
 
 def _message(counts: dict, status: np.ndarray) -> str:
@@ -209,7 +218,9 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
     Returns the merged Dataset (also written to ``exp.output``) and the counts
     ``{"points", "ok", "failed", "computed", "cached"}`` (computed and cached count distinct
     keys), the timings and ``invalid``: stored points whose files failed their checks
-    (see :class:`~twolayer.experiments.store.Store`), computed again with a StoreWarning.
+    (see :class:`~twolayer.experiments.store.Store`), computed again with a StoreWarning;
+    ``transient``: points that failed for a reason that is not their own (a lost worker or
+    scheduler, an unexpected exception): the run was cut short, a rerun computes them.
     Raises ParameterError before any work if the output belongs to another experiment
     (unless ``overwrite``) or cannot be written.
     """
@@ -272,6 +283,7 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
         records[k] = rec
     ds = merge(exp.axes, exp.mode, [(pt.index, pt.key) for pt in points], records)
     status = ds["status"].values
+    transient = sum(records[k].transient for k in unique)
     counts = {"points": len(points), "ok": int(np.sum(status == "ok")),
               "failed": int(np.sum(status != "ok")), "computed": len(todo),
               "cached": len(cached)}
@@ -295,4 +307,4 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
     ds.attrs["timings"] = json.dumps(timings)
     summarize(ds)  # the result must read back (schema, summary) before it is written
     save_netcdf(ds, exp.output, overwrite=True)
-    return ds, {**counts, **timings, "invalid": len(invalid)}
+    return ds, {**counts, **timings, "invalid": len(invalid), "transient": transient}
