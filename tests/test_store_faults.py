@@ -2,21 +2,26 @@
 point files, concurrent runs on one output, write failures, exit statuses, stale temporaries,
 file modes."""
 
+import errno
 import hashlib
 import importlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import twolayer
 from twolayer.cli import main
 from twolayer.experiments import Store, expand, load_config, run_experiment
+from twolayer.experiments import sweep as sweep_mod
 from twolayer.experiments.store import STORE_FORMAT, content_hash
 from twolayer.io import load_netcdf, save_netcdf
 from twolayer.onestep import theory
@@ -33,6 +38,13 @@ def run(capsys, args):
     code = main(args)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def one_error(err):
+    """Exactly one error line on stderr (beside the progress bar), no traceback."""
+    lines = [ln for ln in err.splitlines() if ln.startswith("twolayer: error: ")]
+    return len(lines) == 1 and "Traceback" not in err and err.rstrip().endswith(
+        lines[0].rstrip())
 
 
 SRC = str(Path(twolayer.__file__).resolve().parents[1])
@@ -275,3 +287,236 @@ def test_the_exit_statuses_are_documented():
     assert "4 the run was cut short" in helptext
     assert "| 3 | done and results written, but some are not ok" in readme
     assert "| 4 | the run was cut short" in readme
+
+
+# ------------------------------------------------------------------------ 3. two runs, one output
+OTHER = THEORY.replace("eta = [0.0, 1.0]", "eta = [0.5, 2.0]")
+
+
+def test_another_experiment_saved_meanwhile_is_not_replaced(tmp_path, capsys, monkeypatch):
+    """Run A is merging when run B (another experiment, same output) saves: A must lose."""
+    real_merge = sweep_mod.merge
+    cfg_b = write(tmp_path, OTHER, "b.toml")
+    cfg_b.write_text(OTHER.replace("[params]", 'output = "cfg.nc"\n[params]'))
+    state = {"inside": False}
+
+    def merge_while_b_saves(*args, **kw):
+        if not state["inside"]:
+            state["inside"] = True
+            run_experiment(load_config(cfg_b), workers=0)  # B finishes first
+        return real_merge(*args, **kw)
+
+    monkeypatch.setattr(sweep_mod, "merge", merge_while_b_saves)
+    cfg_a = write(tmp_path, THEORY)
+    code, out, err = run(capsys, ["run", str(cfg_a), "--workers", "0"])
+    assert code == 2 and out == "" and one_error(err), err
+    assert "was written by a different experiment while this run worked" in err
+    assert "points are in the store" in err
+    ds = load_netcdf(tmp_path / "cfg.nc")  # B's result, intact
+    assert ds["eta"].values.tolist() == [0.5, 2.0]
+    assert not list(tmp_path.glob(".cfg.nc.lock"))
+    exp_a = load_config(cfg_a)
+    assert all(Store(exp_a.store).has(pt.key, pt.payload) for pt in expand(exp_a))
+
+
+def test_a_save_waits_for_a_live_lock_and_takes_over_a_dead_one(tmp_path, capsys, monkeypatch):
+    cfg = write(tmp_path, THEORY)
+    lock = tmp_path / ".cfg.nc.lock"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(f"{sleeper.pid}\n")
+        monkeypatch.setattr(sweep_mod, "_LOCK_WAIT_S", 0.3)
+        code, _out, err = run(capsys, ["run", str(cfg), "--workers", "0"])
+        assert code == 2 and one_error(err)
+        assert f"another twolayer run is writing {str(tmp_path / 'cfg.nc')!r}" in err
+        assert not (tmp_path / "cfg.nc").exists() and lock.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # its process is gone (killed while saving): the lock is stale and taken over
+    code, out, err = run(capsys, ["run", str(cfg), "--workers", "0", "--json"])
+    assert code == 0, err
+    assert json.loads(out)["counts"]["cached"] == 2 and not lock.exists()
+
+
+# --------------------------------------------------------------------------- 4. write failures
+def _enospc(*args, **kw):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_while_storing_a_point_is_one_line(tmp_path, capsys, monkeypatch):
+    cfg = write(tmp_path, THEORY)
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", _enospc)
+    code, out, err = run(capsys, ["run", str(cfg), "--workers", "0"])
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.strip().endswith("No space left on device") and "cannot write" in err
+    monkeypatch.undo()
+    exp = load_config(cfg)
+    assert not [p for p in exp.store.rglob("*") if p.is_file()]  # nothing half-stored
+    code, out, err = run(capsys, ["run", str(cfg), "--workers", "0", "--json"])
+    assert code == 0 and json.loads(out)["counts"]["computed"] == 2
+
+
+def test_a_full_disk_at_the_record_or_the_output_is_one_line(tmp_path, capsys, monkeypatch):
+    cfg = write(tmp_path, THEORY)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(".json") or str(dst).endswith("cfg.nc"):
+            _enospc()
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    code, _out, err = run(capsys, ["run", str(cfg), "--workers", "0"])
+    assert code == 2 and one_error(err) and "No space left on device" in err
+    exp = load_config(cfg)
+    assert not list(exp.store.rglob("*.json")) and not list(exp.store.rglob("*.part"))
+    monkeypatch.undo()
+    monkeypatch.setattr(os, "replace", lambda s, d: _enospc() if str(d).endswith("cfg.nc")
+                        else real_replace(s, d))
+    code, _out, err = run(capsys, ["run", str(cfg), "--workers", "0"])
+    assert code == 2 and one_error(err) and "cannot write" in err
+    assert not (tmp_path / "cfg.nc").exists() and not list(tmp_path.glob(".*.part"))
+    assert len(list(exp.store.rglob("*.json"))) == 2  # the points are stored
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permissions")
+def test_read_only_folders_are_one_line(tmp_path, capsys):
+    cfg = write(tmp_path, THEORY)
+    assert run(capsys, ["run", str(cfg), "--workers", "0"])[0] == 0
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    figs.chmod(0o555)
+    store_dirs = [d for d in load_config(cfg).store.iterdir() if d.is_dir()]
+    try:
+        code, out, err = run(capsys, ["plot", str(cfg), "--out", str(figs / "f.png")])
+        assert code == 2 and out == "" and one_error(err) and "f.png" in err
+        # a store folder made read-only: the recomputed point cannot be stored
+        cfg.write_text(THEORY.replace("[0.0, 1.0]", "[0.0, 1.0, 3.0]"))
+        for d in store_dirs:
+            d.chmod(0o555)
+        load_config(cfg).store.chmod(0o555)
+        code, _out, err = run(capsys, ["run", str(cfg), "--workers", "0", "--overwrite"])
+        assert code == 2 and one_error(err) and "Permission denied" in err
+    finally:
+        figs.chmod(0o755)
+        load_config(cfg).store.chmod(0o755)
+        for d in store_dirs:
+            d.chmod(0o755)
+
+
+def test_a_read_only_folder_by_monkeypatch_is_one_line(tmp_path, capsys, monkeypatch):
+    """The same as the chmod test, for root (who ignores permissions): os.open says EROFS."""
+    cfg = write(tmp_path, THEORY)
+    assert run(capsys, ["run", str(cfg), "--workers", "0"])[0] == 0
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kw):
+        if flags & os.O_CREAT and str(path).endswith(".part"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", read_only)
+    code, out, err = run(capsys, ["plot", str(cfg), "--out", str(tmp_path / "f.png")])
+    assert code == 2 and out == "" and one_error(err) and "Read-only file system" in err
+    cfg.write_text(THEORY.replace("[0.0, 1.0]", "[0.0, 1.0, 3.0]"))
+    code, out, err = run(capsys, ["run", str(cfg), "--workers", "0", "--overwrite"])
+    assert code == 2 and out == "" and one_error(err) and "Read-only file system" in err
+    monkeypatch.undo()
+    assert json.loads(run(capsys, ["show", str(tmp_path / "cfg.nc"), "--json"])[1])["axes"] \
+        == {"eta": [0.0, 1.0]}  # the old result is intact
+
+
+def test_plot_into_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    cfg = write(tmp_path, THEORY)
+    assert run(capsys, ["run", str(cfg), "--workers", "0"])[0] == 0
+    monkeypatch.setattr(os, "replace", _enospc)
+    code, _out, err = run(capsys, ["plot", str(cfg)])
+    assert code == 2 and one_error(err) and "No space left on device" in err
+    assert not list(tmp_path.glob("*.png")) and not list(tmp_path.glob(".*.part"))
+
+
+# --------------------------------------------------------------------------- 6. stale temporaries
+def _dead_pid():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_temporaries_of_killed_writers_are_removed_and_live_ones_kept(tmp_path, capsys):
+    from twolayer.io import _host
+
+    cfg = write(tmp_path, THEORY)
+    assert run(capsys, ["run", str(cfg), "--workers", "0"])[0] == 0
+    exp = load_config(cfg)
+    sub = next(d for d in exp.store.iterdir() if d.is_dir())
+    dead, host = _dead_pid(), _host()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    old = time.time() - 60
+    stale = [sub / f".{'a' * 64}.json.{dead}-{host}.0123abcd.part",
+             tmp_path / f".cfg.nc.{dead}-{host}.89abcdef.part",
+             sub / f".{'b' * 64}.x1y2z3w4.part"]  # an older twolayer's mkstemp name, a day old
+    live = [sub / f".{'c' * 64}.nc.{sleeper.pid}-{host}.0123abcd.part",
+            tmp_path / f".cfg.nc.{dead}-{'f' * 8}.0123abcd.part",  # another machine's
+            tmp_path / "notes.part"]  # not ours
+    for p in stale + live:
+        p.write_bytes(b"partial")
+        os.utime(p, (old, old))
+    os.utime(stale[2], (old - 86400, old - 86400))
+    try:
+        code, out, err = run(capsys, ["run", str(cfg), "--workers", "0"])
+        assert code == 0 and "wrote" in out, err
+        assert [p.exists() for p in stale] == [False, False, False]
+        assert [p.exists() for p in live] == [True, True, True]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_an_output_inside_the_store_is_refused_before_any_work(tmp_path, capsys):
+    for store in ('"out-store"', '"."'):
+        cfg = write(tmp_path, THEORY.replace("[params]", f'output = "out-store/r.nc"\n'
+                                             f"store = {store}\n[params]"))
+        code, _out, err = run(capsys, ["run", str(cfg), "--workers", "0"])
+        assert code == 2 and one_error(err) and "is inside the point store" in err
+        assert not (tmp_path / "out-store").exists() or not any((tmp_path / "out-store").iterdir())
+
+
+def test_an_unreachable_scheduler_fails_fast_and_creates_no_store(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = write(tmp_path, THEORY)
+    t0 = time.monotonic()
+    code, _out, err = run(capsys, ["run", str(cfg), "--scheduler", f"tcp://127.0.0.1:{port}"])
+    assert time.monotonic() - t0 < 15
+    assert code == 2 and one_error(err) and "within 5 s" in err
+    assert not (tmp_path / "twolayer-store").exists()
+
+
+# --------------------------------------------------------------------------- 7. file modes
+def test_files_get_the_umask_mode(tmp_path, capsys):
+    cfg = write(tmp_path, THEORY)
+    old = os.umask(0o022)
+    try:
+        assert run(capsys, ["run", str(cfg), "--workers", "0"])[0] == 0
+        code, _, err = run(capsys, ["sgd", "ode", "--t-max", "1", "--out",
+                                    str(tmp_path / "one.nc")])
+        assert code == 0, err
+        os.umask(0o007)
+        cfg2 = write(tmp_path, OTHER.replace("[params]", 'output = "g.nc"\n[params]'), "g.toml")
+        assert run(capsys, ["run", str(cfg2), "--workers", "0"])[0] == 0
+    finally:
+        os.umask(old)
+    store = load_config(cfg).store
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in
+             [tmp_path / "cfg.nc", tmp_path / "one.nc", *store.rglob("*.json"),
+              *store.rglob("*.nc")]}
+    assert len(modes) == 2 + 4 + 4, modes
+    assert modes.pop("g.nc", None) is None  # not in the store
+    later = {pt.key for pt in expand(load_config(cfg2))}
+    for name, mode in modes.items():
+        assert mode == (0o660 if name.split(".")[0] in later else 0o644), (name, oct(mode))
+    assert stat.S_IMODE((tmp_path / "g.nc").stat().st_mode) == 0o660

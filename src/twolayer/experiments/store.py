@@ -31,7 +31,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,28 +251,37 @@ class Store:
         return rec is not None and not rec.transient
 
     def put(self, record: Record, payload: dict) -> None:
-        """Store ``record`` (data first, then the JSON that marks it complete)."""
-        from twolayer.io import save_netcdf
+        """Store ``record`` (data first, then the JSON that marks it complete); a failed write
+        raises StoreError and leaves the point absent."""
+        from twolayer.io import save_netcdf, temporary, write_error
 
         meta_path, data_path = self._paths(record.key)
-        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            meta_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(meta_path.parent, e) from None
         data_sha = None
         if record.data is not None:
             save_netcdf(record.data, data_path, overwrite=True)
-            data_sha = file_hash(data_path)
+            try:
+                data_sha = file_hash(data_path)
+            except OSError as e:
+                raise write_error(data_path, e) from None
         meta = {"format": STORE_FORMAT, "key": record.key, "status": record.status,
                 "reason": record.reason, "seconds": float(record.seconds),
                 "transient": record.transient, "worker": record.worker,
                 "has_data": record.data is not None, "stored_at": time.time(),
                 "data_sha256": data_sha, "payload": payload}
         meta["record_sha256"] = _record_hash(meta)
-        fd, tmp = tempfile.mkstemp(prefix=f".{record.key}.", suffix=".part",
-                                   dir=meta_path.parent)
+        tmp, fd = temporary(meta_path)  # the umask's mode: a shared store stays readable
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(canonical_json(meta))
             os.replace(tmp, meta_path)
+        except OSError as e:  # disk full, read-only: the point stays absent (no JSON)
+            tmp.unlink(missing_ok=True)
+            raise write_error(meta_path, e) from None
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         self.invalid.pop(record.key, None)
