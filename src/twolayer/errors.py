@@ -28,9 +28,19 @@ class ModelAssumptionError(ParameterError):
     """The requested theory does not apply to these activations (e.g. no uniform spike)."""
 
 
+class StoreError(TwolayerError, OSError):
+    """A file of the point store or a result cannot be written or read (disk full, read-only
+    folder, another run writing the same output); the message says which and why."""
+
+
 class ConvergenceWarning(UserWarning):
     """A fixed point or an integration did not reach its tolerance; the result says where."""
 
 
 class DivergenceWarning(RuntimeWarning):
     """A run or an integration blew up (NaN/inf or beyond a bound); the result says when."""
+
+
+class StoreWarning(UserWarning):
+    """Points of the store that failed their checks (modified, truncated, copied over): they
+    are computed again."""

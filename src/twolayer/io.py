@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,98 @@ import xarray as xr
 
 from twolayer.errors import ParameterError
 
-__all__ = ["check_writable", "jsonable", "load_netcdf", "save_netcdf"]
+__all__ = ["check_writable", "clean_stale_parts", "jsonable", "load_netcdf", "pid_alive",
+           "save_netcdf", "temporary", "write_error"]
+
+_PART = ".part"
+
+
+_STALE_ELSEWHERE_S = 86400.0  # another machine's (or an older twolayer's) temporaries: a day
+
+
+def _host() -> str:
+    import hashlib
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def temporary(p: Path) -> tuple[Path, int]:
+    """A new hidden file next to ``p``, open for writing, ``.<name>.<pid>-<host>.<random>.part``,
+    with the permissions the umask gives a new file (0666 & ~umask; not mkstemp's 0600, so that
+    collaborators can read a shared store). The writer's PID and (a hash of) its host name let
+    :func:`clean_stale_parts` tell an abandoned temporary from one being written."""
+    import secrets
+
+    while True:
+        tmp = p.parent / f".{p.name}.{os.getpid()}-{_host()}.{secrets.token_hex(4)}{_PART}"
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise write_error(p, e) from None
+
+
+def write_error(p: str | os.PathLike, e: OSError):
+    """The StoreError (one line) for an OSError while writing ``p``."""
+    from twolayer.errors import StoreError
+
+    return StoreError(f"cannot write {str(p)!r}: {e.strerror or e}")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine."""
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def clean_stale_parts(folder: str | os.PathLike, *, before: float,
+                      recursive: bool = False) -> int:
+    """Remove the abandoned temporaries (``*.part``) of writers killed in ``folder``.
+
+    A temporary of :func:`temporary` written on this machine is removed when its writer's PID
+    is not running and it is older than ``before`` (the run's start); one of another machine,
+    or without a PID (an older twolayer's mkstemp names), only when it is a day old. Returns
+    how many were removed; files that cannot be removed are left.
+    """
+    import re
+    import time
+
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    ours = re.compile(r"^\..+\.(\d+)-([0-9a-f]{8})\.[0-9a-f]+\.part$")
+    legacy = re.compile(r"^\..+\.[0-9a-z_]{8}\.part$")
+    host, now = _host(), time.time()
+    removed = 0
+    for path in root.rglob(f"*{_PART}") if recursive else root.glob(f"*{_PART}"):
+        m = ours.match(path.name)
+        if m is None and legacy.match(path.name) is None:
+            continue
+        try:
+            mtime = path.stat().st_mtime
+            if m is not None and m.group(2) == host:
+                stale = mtime < before and not pid_alive(int(m.group(1)))
+            else:
+                stale = mtime < min(before, now - _STALE_ELSEWHERE_S)
+            if stale and path.is_file():
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def check_writable(path: str | os.PathLike | None, *, overwrite: bool = False) -> Path | None:
@@ -37,7 +127,8 @@ def save_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fa
     """Write ``ds`` as NetCDF (booleans stored as int8; attributes kept).
 
     The file appears atomically: it is written under a unique temporary name in the same folder,
-    then renamed, so a killed process never leaves a half-written ``path``.
+    then renamed, so a killed process never leaves a half-written ``path``. It gets the mode the
+    umask gives a new file. A failed write (disk full, read-only folder) raises StoreError.
     """
     p = check_writable(path, overwrite=overwrite)
     out = ds.copy()
@@ -45,13 +136,16 @@ def save_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fa
         if var.dtype == bool:
             out[name] = var.astype("int8")
             out[name].attrs["dtype"] = "bool"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent or ".")
+    tmp, fd = temporary(p)
     os.close(fd)
     try:
         out.to_netcdf(tmp, engine="scipy")
         os.replace(tmp, p)
+    except OSError as e:  # disk full, a folder made read-only: one line, nothing left behind
+        tmp.unlink(missing_ok=True)
+        raise write_error(p, e) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return p
 

@@ -81,6 +81,9 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
     if not isinstance(params, dict):
         raise SchemaError("the params attribute must be a JSON object")
     absent = [v for v in cls.outputs if v not in ds.variables]
+    if absent and is_sweep(ds) and "status" in ds.variables and \
+            all(str(s) == "failed" for s in np.ravel(ds["status"].values)):
+        absent = []  # a sweep whose every point failed has no data at all
     if absent:
         raise SchemaError(f"a {cls.model} {cls.method} result needs the variables "
                           f"{', '.join(absent)}")

@@ -3,7 +3,8 @@
 One module per command group — :mod:`~twolayer.cli.onestep`, :mod:`~twolayer.cli.sgd`,
 :mod:`~twolayer.cli.experiments` (run, show, plot), :mod:`~twolayer.cli.reproduce` — and
 :mod:`~twolayer.cli.common` for what they share (options built from the parameter objects of
-:mod:`twolayer.params`, errors, output). User mistakes exit with status 2 and one line on stderr.
+:mod:`twolayer.params`, errors, output). User mistakes exit with status 2 and one line on stderr;
+a result that is not ok exits 3, a run cut short 4 (:func:`twolayer.cli.common.exit_status`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import typer
 
 from twolayer import __version__
 from twolayer.cli import experiments, onestep, reproduce, sgd
-from twolayer.cli.common import UserError, error, warnings_to_stderr
+from twolayer.cli.common import EXIT_HELP, EXIT_USAGE, UserError, error, warnings_to_stderr
 from twolayer.errors import TwolayerError
 
 __all__ = ["app", "main", "run"]
 
 app = typer.Typer(
-    help="Exact high-dimensional theory and simulations of two-layer neural networks.",
+    help="Exact high-dimensional theory and simulations of two-layer neural networks.\n\n"
+    + EXIT_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         rv = app(args=argv or ["--help"], prog_name="twolayer", standalone_mode=False)
     except (UserError, TwolayerError) as e:
         error(str(e))
-        return 2
+        return EXIT_USAGE
     except BrokenPipeError:
         return 1
     except Exception as e:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typer
 
-from twolayer.errors import ConvergenceWarning, DivergenceWarning, ParameterError
+from twolayer.errors import ConvergenceWarning, DivergenceWarning, ParameterError, StoreWarning
 
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 Overwrite = Annotated[bool, typer.Option(
@@ -27,6 +27,33 @@ Plot = Annotated[str | None, typer.Option(help="Write a figure (FILE.png, .pdf o
 Scheduler = Annotated[str | None, typer.Option(
     "--scheduler", help="Address of a running Dask scheduler (tcp://host:8786), e.g. a "
     "dask-jobqueue cluster; replaces the local workers.")]
+
+
+#: Exit statuses of every command (README, "Command line"; `twolayer --help`).
+EXIT_OK = 0  # done, every result ok
+EXIT_USAGE = 2  # a mistake in the command line or its input: nothing computed or written
+EXIT_NOT_OK = 3  # done and written, but some result is not ok (not converged, diverged, failed)
+EXIT_CUT_SHORT = 4  # the run was cut short (a lost scheduler or worker): rerun to resume
+EXIT_HELP = ("Exit status: 0 done, every result ok; 2 a mistake in the command or its input "
+             "(one line on stderr, nothing computed); 3 done and results written, but some are "
+             "not ok (not converged, diverged, failed: see their status); 4 the run was cut "
+             "short (a lost scheduler or worker): run the same command again to resume; 130 "
+             "interrupted.")
+
+
+def exit_status(status: str = "ok", *, cut_short: bool = False) -> int:
+    """The exit status of a finished command from its result's ``status`` attribute ("ok",
+    "not_converged", "diverged", "failed", "stopped"; a recipe's "incomplete")."""
+    if cut_short:
+        return EXIT_CUT_SHORT
+    return EXIT_OK if status == "ok" else EXIT_NOT_OK
+
+
+def finish(status: str = "ok", *, cut_short: bool = False) -> None:
+    """End a command that wrote its results with :func:`exit_status` (raises unless 0)."""
+    code = exit_status(status, cut_short=cut_short)
+    if code != EXIT_OK:
+        raise typer.Exit(code)
 
 
 class UserError(Exception):
@@ -47,6 +74,7 @@ def warnings_to_stderr() -> None:
     warnings.showwarning = show
     warnings.simplefilter("always", ConvergenceWarning)
     warnings.simplefilter("always", DivergenceWarning)
+    warnings.simplefilter("always", StoreWarning)
 
 
 @contextlib.contextmanager

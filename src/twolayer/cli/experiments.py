@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from twolayer.cli.common import Json, Overwrite, Scheduler, resumable
+from twolayer.cli.common import Json, Overwrite, Scheduler, finish, resumable
 
 Workers = Annotated[int, typer.Option(
     "--workers", help="Local Dask worker processes, one thread each (0: compute in this process, "
@@ -65,21 +65,32 @@ def run_command(
 
     Each point is stored as soon as it is done, under a hash of everything that determines it;
     running the same file again (after a crash, or with more sweep values) computes only what
-    is missing. The merged result (NetCDF) goes to the file's 'output'.
+    is missing. The merged result (NetCDF) goes to the file's 'output'. Exit status 3 when
+    some point is not ok, 4 when the run was cut short (rerun to resume).
     """
     from twolayer.experiments import format_summary, load_config, run_experiment, summarize
     from twolayer.io import dumps
 
     exp = load_config(config)
     with resumable():
-        ds, _info = run_experiment(exp, workers=workers, scheduler=scheduler,
-                                   overwrite=overwrite, progress=Bar())
+        ds, info = run_experiment(exp, workers=workers, scheduler=scheduler,
+                                  overwrite=overwrite, progress=Bar())
     summary = summarize(ds)
     if json_:
         print(dumps({**summary, "output": str(exp.output), "store": str(exp.store)}))
-        return
-    print(format_summary(summary, str(exp.output)))
-    print(f"wrote {exp.output}")
+    else:
+        print(format_summary(summary, str(exp.output)))
+        print(f"wrote {exp.output}")
+    cut_short(info["transient"])
+    finish(ds.attrs["status"], cut_short=info["transient"] > 0)
+
+
+def cut_short(n: int) -> None:
+    """One line on stderr when points failed for a reason that is not theirs."""
+    if n:
+        print(f"twolayer: {n} point(s) were cut short (a lost scheduler or worker, or an "
+              "unexpected error: see their reason); run the same command again to compute them",
+              file=sys.stderr)
 
 
 def show_command(

@@ -15,6 +15,7 @@ from twolayer.cli.common import (
     Plot,
     check_outputs,
     emit_json,
+    finish,
     params_command,
     status_line,
     table,
@@ -91,6 +92,7 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
             **{k: _by_lam(th[k].values, n_lam)
                for k in ("test_error", "train_error", "converged", "residual", "iterations")},
             "srf": _srf(th)}, th, elapsed)
+        finish(th.attrs["status"])
         return
     for j, lam in enumerate(th["lam"].values):
         table({"alpha": [float(a) for a in th["alpha"].values],
@@ -101,6 +103,7 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
     print("sRF: " + ", ".join(f"{k} {v:.4f}" for k, v in _srf(th).items())
           + f"  [{elapsed:.2f} s]")
     status_line(th)
+    finish(th.attrs["status"])
 
 
 @app.command("simulate")
@@ -165,6 +168,7 @@ def _emit_simulation(prm, sim, th, json_: bool, elapsed: float) -> None:
             obj["theory_status"] = th.attrs["status"]
             obj["srf"] = {k: th.attrs[k] for k in ("bulk_scale", "spike", "alignment")}
         emit_json(obj, sim, elapsed)
+        finish(sim.attrs["status"])
         return
     for j, lam in enumerate(sim["lam"].values):
         cols = {
@@ -182,3 +186,4 @@ def _emit_simulation(prm, sim, th, json_: bool, elapsed: float) -> None:
         print("theory sRF: " + ", ".join(f"{k} {v:.4f}" for k, v in _srf(th).items()))
     print(f"[{elapsed:.1f} s]")
     status_line(sim)
+    finish(sim.attrs["status"])

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from twolayer.cli.common import Json, Overwrite, Scheduler, resumable
-from twolayer.cli.experiments import Bar
+from twolayer.cli.common import Json, Overwrite, Scheduler, finish, resumable
+from twolayer.cli.experiments import Bar, cut_short
 
 
 class _Sections(Bar):
@@ -61,6 +61,8 @@ def reproduce_command(
                         scheduler=scheduler, overwrite=overwrite, progress=_Sections())
     if json_:
         print(dumps(out.as_dict()))
+        cut_short(out.transient)
+        finish(out.status, cut_short=out.transient > 0)
         return
     for exp, c in out.counts.items():
         print(f"{exp:<16} {c['ok']}/{c['points']} points ok ({c['computed']} computed, "
@@ -70,6 +72,8 @@ def reproduce_command(
         print("twolayer: some points failed; they are left out of the figure (see "
               "`twolayer show` on the results)", file=sys.stderr)
     print(f"wrote {', '.join(out.figures)}  [{out.seconds:.1f} s]")
+    cut_short(out.transient)
+    finish(out.status, cut_short=out.transient > 0)
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ from twolayer.cli.common import (
     UserError,
     check_outputs,
     emit_json,
+    finish,
     params_command,
     status_line,
     table,
@@ -82,10 +83,12 @@ def sgd_ode(prm: SgdOde, out: Out = None, plot: Plot = None, json_: Json = False
         emit_json({"t": res["t"].values, "risk": res["risk"].values,
                    "t_stop": res.attrs["t_stop"], "reduction": res.attrs["reduction"],
                    "M": res["M"].values[-1], **last}, res, elapsed)
+        finish(res.attrs["status"])
         return
     _curve(res["t"].values, {"ODE risk": res["risk"].values},
            f"SGD ODE ({res.attrs['reduction']}, {res.attrs['status']}): {_title(prm)}", elapsed)
     status_line(res)
+    finish(res.attrs["status"])
 
 
 @app.command("simulate")
@@ -132,6 +135,7 @@ def sgd_simulate(
             obj["ode_risk"] = th["risk"].interp(t=sim["t"].values).values
             obj["ode_status"] = th.attrs["status"]
         emit_json(obj, sim, elapsed)
+        finish(sim.attrs["status"])
         return
     cols = {"simulation": sim["risk_mean"].values, "± std": sim["risk_std"].values}
     if th is not None:
@@ -139,6 +143,7 @@ def sgd_simulate(
     _curve(sim["t"].values, cols,
            f"SGD simulation, {sim.sizes['seed']} seeds, d={prm.d}: {_title(prm)}", elapsed)
     status_line(sim)
+    finish(sim.attrs["status"])
 
 
 @app.command("regimes")

@@ -184,7 +184,9 @@ def summarize(ds: xr.Dataset) -> dict[str, Any]:
     params = head["params"]
     status = ds["status"]
     failed = []
-    for idx in zip(*np.nonzero(status.values != "ok"), strict=True):
+    for idx in np.ndindex(status.shape):  # () for a sweep-less experiment: one point
+        if status.values[idx] == "ok":
+            continue
         sel = dict(zip(sweep_dims, (int(i) for i in idx), strict=True))
         point = {a: _scalar(ds[a].isel({k: v for k, v in sel.items() if k in ds[a].dims}).values)
                  for a in axis_names}

@@ -12,8 +12,16 @@ checkout are not reused after its code changed under an unchanged version number
 Layout: ``<root>/<key[:2]>/<key>.nc`` (the point's Dataset, when it has one) and
 ``<key>.json`` (status, reason, seconds and the payload itself). Both are written to a temporary
 name and renamed; the JSON is written last and marks the point as stored, so a process killed
-at any moment leaves either a complete point or none. A lookup compares the stored payload with
-the expected one, so a result is never reused for other parameters even if files are moved.
+at any moment leaves either a complete point or none.
+
+The store does not trust its files. The JSON record carries ``data_sha256``, the SHA-256 of the
+data file's bytes, and ``record_sha256``, the :func:`content_hash` of the record without that
+field; the key is the content hash of the record's payload. A lookup checks all three, the
+fields' types and values, and that the payload is the expected one: a data file copied over
+another, edited values, a flipped bit, a truncated or garbage file, an edited ``status`` or a
+record missing a field all make the point *invalid*, which is treated as absent (the run
+computes it again and says so). These are checksums against accidents (copies, edits, broken
+disks), not signatures: whoever can write the store can forge a record.
 """
 
 from __future__ import annotations
@@ -23,7 +31,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +40,9 @@ import numpy as np
 import xarray as xr
 
 __all__ = ["STORE_FORMAT", "Record", "Store", "activation_fingerprint", "canonical_json",
-           "code_fingerprint", "content_hash"]
+           "code_fingerprint", "content_hash", "file_hash"]
 
-STORE_FORMAT = 2  # 2: the result schema of twolayer.results (statuses, attributes)
+STORE_FORMAT = 3  # 2: the result schema of twolayer.results; 3: data and record checksums
 # Fixed points where activations are fingerprinted: a grid plus a few irrational values.
 _FINGERPRINT_X = np.concatenate([np.linspace(-6.0, 6.0, 121),
                                  [-2.718281828, -0.5772156649, 0.3183098862, 1.414213562]])
@@ -50,6 +57,15 @@ def canonical_json(obj: Any) -> str:
 def content_hash(obj: Any) -> str:
     """SHA-256 (hex) of :func:`canonical_json`."""
     return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _rounded(a) -> list:
@@ -114,51 +130,119 @@ class Record:
         return self.status == "ok"
 
 
+# the fields of a record and their types (bool before int: True is an int)
+_FIELDS = {"format": int, "key": str, "status": str, "reason": str, "seconds": (int, float),
+           "transient": bool, "worker": str, "has_data": bool, "stored_at": (int, float),
+           "data_sha256": (str, type(None)), "payload": dict, "record_sha256": str}
+
+
+def _record_hash(meta: dict) -> str:
+    return content_hash({k: v for k, v in meta.items() if k != "record_sha256"})
+
+
+def _check_meta(meta: Any, key: str) -> str:
+    """Why the record ``meta`` of ``key`` cannot be trusted ("" if it can)."""
+    from twolayer.results import STATUSES
+
+    if not isinstance(meta, dict):
+        return "the record is not a JSON object"
+    for name, typ in _FIELDS.items():
+        if name not in meta:
+            return f"the record has no {name!r}"
+        value = meta[name]
+        if not isinstance(value, typ) or (typ is not bool and isinstance(value, bool)):
+            return f"the record's {name!r} has the wrong type"
+    if set(meta) != set(_FIELDS):
+        return f"the record has unknown fields {sorted(set(meta) - set(_FIELDS))}"
+    if meta["record_sha256"] != _record_hash(meta):
+        return "the record was modified (its checksum does not match)"
+    if meta["key"] != key or content_hash(meta["payload"]) != key:
+        return "the record belongs to another point (key and payload disagree)"
+    if meta["status"] not in STATUSES:
+        return f"unknown status {meta['status']!r}"
+    if meta["has_data"] != (meta["data_sha256"] is not None):
+        return "the record's has_data and data_sha256 disagree"
+    return ""
+
+
 class Store:
-    """A folder of point results addressed by content hash (see the module docstring)."""
+    """A folder of point results addressed by content hash (see the module docstring).
+
+    ``invalid`` maps the keys whose files failed a check (since this object was made) to the
+    reason; those points are treated as absent.
+    """
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+        self.invalid: dict[str, str] = {}
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         folder = self.root / key[:2]
         return folder / f"{key}.json", folder / f"{key}.nc"
 
+    def _reject(self, key: str, why: str) -> None:
+        self.invalid[key] = why
+
     def _meta(self, key: str, payload: dict | None) -> dict | None:
         meta_path, data_path = self._paths(key)
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            text = meta_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None  # absent: not an error
+        except OSError as e:
+            self._reject(key, f"cannot read the record: {e}")
             return None
-        if meta.get("format") != STORE_FORMAT or meta.get("key") != key:
+        try:
+            meta = json.loads(text)
+        except ValueError:
+            self._reject(key, "the record is not valid JSON")
             return None
-        if payload is not None and canonical_json(meta.get("payload")) != canonical_json(payload):
+        if isinstance(meta, dict) and meta.get("format") != STORE_FORMAT:
+            return None  # another store format: stale, computed again
+        why = _check_meta(meta, key)
+        if not why and payload is not None and \
+                canonical_json(meta["payload"]) != canonical_json(payload):
+            why = "the record holds other parameters than its key says"
+        if not why and meta["has_data"]:
+            try:
+                if file_hash(data_path) != meta["data_sha256"]:
+                    why = "the data file was modified or replaced (its SHA-256 does not match)"
+            except OSError as e:
+                why = f"cannot read the data file: {e.strerror or e}"
+        if why:
+            self._reject(key, why)
             return None
-        if meta.get("has_data") and not data_path.is_file():
-            return None
+        self.invalid.pop(key, None)
         return meta
 
     @staticmethod
     def _record(key: str, meta: dict) -> Record:
         return Record(key=key, status=meta["status"], reason=meta["reason"],
-                      seconds=meta["seconds"], transient=meta["transient"],
-                      worker=meta.get("worker", ""))
+                      seconds=float(meta["seconds"]), transient=meta["transient"],
+                      worker=meta["worker"])
 
     def lookup(self, key: str, payload: dict | None = None) -> Record | None:
-        """The stored record of ``key`` without its data, if it matches ``payload``."""
+        """The stored record of ``key`` without its data, if it is intact and matches
+        ``payload`` (its data file's checksum is verified too)."""
         meta = self._meta(key, payload)
         return None if meta is None else self._record(key, meta)
 
     def get(self, key: str, payload: dict | None = None) -> Record | None:
-        """The stored record of ``key`` with its Dataset loaded (None if absent or stale)."""
+        """The stored record of ``key`` with its Dataset loaded (None if absent, stale or
+        invalid: see :attr:`invalid`)."""
+        from twolayer.errors import TwolayerError
         from twolayer.io import load_netcdf
 
         meta = self._meta(key, payload)
         if meta is None:
             return None
         rec = self._record(key, meta)
-        if meta.get("has_data"):
-            rec.data = load_netcdf(self._paths(key)[1])
+        if meta["has_data"]:
+            try:
+                rec.data = load_netcdf(self._paths(key)[1])
+            except TwolayerError as e:
+                self._reject(key, str(e))
+                return None
         return rec
 
     def has(self, key: str, payload: dict | None = None) -> bool:
@@ -167,24 +251,37 @@ class Store:
         return rec is not None and not rec.transient
 
     def put(self, record: Record, payload: dict) -> None:
-        """Store ``record`` (data first, then the JSON that marks it complete)."""
-        from twolayer.io import save_netcdf
+        """Store ``record`` (data first, then the JSON that marks it complete); a failed write
+        raises StoreError and leaves the point absent."""
+        from twolayer.io import save_netcdf, temporary, write_error
 
         meta_path, data_path = self._paths(record.key)
-        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            meta_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(meta_path.parent, e) from None
+        data_sha = None
         if record.data is not None:
             save_netcdf(record.data, data_path, overwrite=True)
+            try:
+                data_sha = file_hash(data_path)
+            except OSError as e:
+                raise write_error(data_path, e) from None
         meta = {"format": STORE_FORMAT, "key": record.key, "status": record.status,
-                "reason": record.reason, "seconds": record.seconds,
+                "reason": record.reason, "seconds": float(record.seconds),
                 "transient": record.transient, "worker": record.worker,
                 "has_data": record.data is not None, "stored_at": time.time(),
-                "payload": payload}
-        fd, tmp = tempfile.mkstemp(prefix=f".{record.key}.", suffix=".part",
-                                   dir=meta_path.parent)
+                "data_sha256": data_sha, "payload": payload}
+        meta["record_sha256"] = _record_hash(meta)
+        tmp, fd = temporary(meta_path)  # the umask's mode: a shared store stays readable
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(canonical_json(meta))
             os.replace(tmp, meta_path)
+        except OSError as e:  # disk full, read-only: the point stays absent (no JSON)
+            tmp.unlink(missing_ok=True)
+            raise write_error(meta_path, e) from None
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
+        self.invalid.pop(record.key, None)

@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,9 +25,9 @@ import numpy as np
 import xarray as xr
 
 import twolayer
-from twolayer.errors import ParameterError
+from twolayer.errors import ParameterError, StoreError, StoreWarning
 from twolayer.experiments.config import Experiment, load_init
-from twolayer.experiments.result import merge
+from twolayer.experiments.result import merge, summarize
 from twolayer.experiments.store import (
     STORE_FORMAT,
     Record,
@@ -103,22 +104,86 @@ def experiment_key(exp: Experiment, points: list[Point]) -> str:
                          "points": [p.key for p in points]})
 
 
-def _check_output(exp: Experiment, key: str, overwrite: bool) -> None:
-    """Refuse (before any work) to replace a result of a different experiment."""
+def _output_key(out) -> str | None:
+    """The ``experiment_key`` of the result at ``out``: None when there is none, "" when the
+    file is not a readable sweep result."""
+    if not out.exists():
+        return None
+    try:
+        with xr.open_dataset(out, engine="scipy") as f:
+            return str(f.attrs.get("experiment_key", ""))
+    except Exception:
+        return ""
+
+
+def _check_output(exp: Experiment, key: str, overwrite: bool) -> str | None:
+    """Refuse (before any work) to replace a result of a different experiment, or to write
+    into the store; returns what the output holds now (see :func:`_output_key`)."""
     from twolayer.io import check_writable
 
-    out = exp.output
-    if out.exists() and not overwrite:
+    out, store = exp.output.resolve(), exp.store.resolve()
+    if out == store or store in out.parents:
+        raise ParameterError(f"output {str(exp.output)!r} is inside the point store "
+                             f"{str(exp.store)!r}; set another 'output' or 'store'")
+    old = _output_key(exp.output)
+    if old is not None and old != key and not overwrite:
+        raise ParameterError(
+            f"output {str(exp.output)!r} exists and holds a different experiment; pass "
+            "--overwrite to replace it, or set another 'output'")
+    check_writable(exp.output, overwrite=True)
+    return old
+
+
+_LOCK_WAIT_S = 10.0  # how long a save waits for another run's save of the same output
+
+
+def _lock(out) -> Any:
+    """Create ``.<output>.lock`` (O_CREAT|O_EXCL) holding our PID; a lock whose PID is dead
+    (a run killed while saving) is taken over. StoreError if another run holds it."""
+    from twolayer.io import pid_alive, write_error
+
+    lock = out.with_name(f".{out.name}.lock")
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
         try:
-            with xr.open_dataset(out, engine="scipy") as f:
-                old = f.attrs.get("experiment_key")
-        except Exception:
-            old = None
-        if old != key:
-            raise ParameterError(
-                f"output {str(out)!r} exists and holds a different experiment; pass "
-                "--overwrite to replace it, or set another 'output'")
-    check_writable(out, overwrite=True)
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = -1  # being written this instant, or garbage: wait for it
+            if pid > 0 and not pid_alive(pid):
+                lock.unlink(missing_ok=True)
+                continue
+            if time.monotonic() > deadline:
+                raise StoreError(f"another twolayer run is writing {str(out)!r} (lock "
+                                 f"{str(lock)!r}, pid {pid}); this run's points are in the "
+                                 "store: run again when it is done") from None
+            time.sleep(0.05)
+            continue
+        except OSError as e:
+            raise write_error(out, e) from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return lock
+
+
+def _save_output(ds: xr.Dataset, exp: Experiment, key: str, before: str | None) -> None:
+    """Write the merged result if the output still holds what it held when the run began (or
+    this experiment): checked again under a lock, just before the atomic rename."""
+    from twolayer.io import save_netcdf
+
+    lock = _lock(exp.output)
+    try:
+        now = _output_key(exp.output)
+        if now is not None and now != key and now != before:
+            raise StoreError(
+                f"output {str(exp.output)!r} was written by a different experiment while this "
+                "run worked; this run's points are in the store: set another 'output' and run "
+                "again")
+        save_netcdf(ds, exp.output, overwrite=True)
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _check_address(address: str) -> None:
@@ -131,6 +196,9 @@ def _check_address(address: str) -> None:
             parse_host_port(loc)
     except ValueError as e:
         raise ParameterError(f"--scheduler: {e} (expected e.g. tcp://host:8786)") from None
+
+
+CONNECT_TIMEOUT_S = 5.0  # to an existing --scheduler
 
 
 @contextlib.contextmanager
@@ -148,10 +216,12 @@ def _dask_client(workers: int, scheduler: str | None) -> Iterator[tuple[Any, str
         # cluster-wide lock (a scheduler round trip) for every point file this process writes.
         if scheduler:
             try:
-                client = Client(scheduler, timeout="20s", set_as_default=False)
+                client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S:g}s",
+                                set_as_default=False)
             except (OSError, TimeoutError, ValueError) as e:
-                raise ParameterError(f"cannot connect to the Dask scheduler {scheduler!r}: {e}"
-                                     ) from None
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise ParameterError(f"cannot connect to the Dask scheduler {scheduler!r} "
+                                     f"within {CONNECT_TIMEOUT_S:g} s: {first}") from None
             where = f"Dask scheduler {scheduler}"
         else:
             # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which sends every
@@ -166,7 +236,8 @@ def _dask_client(workers: int, scheduler: str | None) -> Iterator[tuple[Any, str
         try:
             yield client, where
         finally:
-            client.close()
+            with contextlib.suppress(Exception):  # a scheduler that died cannot say goodbye
+                client.close()
     finally:
         if cluster is not None:
             cluster.close()
@@ -180,14 +251,22 @@ def _dask(client, points: list[Point], done: Callable[[Record], None]) -> None:
 
     futures = {client.submit(compute_point, pt.key, pt.payload, key=f"twolayer-{pt.key}",
                              pure=False): pt for pt in points}
-    for fut in as_completed(futures, loop=client.loop):
-        try:
-            rec = fut.result()
-        except Exception as e:  # a crashed worker, a lost connection: retried next run
-            rec = Record(futures[fut].key, "failed", f"{type(e).__name__}: {e}", transient=True,
-                         worker="?")
-        fut.release()
-        done(rec)
+    left = {pt.key for pt in points}
+    try:
+        for fut in as_completed(futures, loop=client.loop):
+            try:
+                rec = fut.result()
+            except Exception as e:  # a crashed worker, a lost connection: retried next run
+                rec = Record(futures[fut].key, "failed", f"{type(e).__name__}: {e}",
+                             transient=True, worker="?")
+            fut.release()
+            left.discard(rec.key)
+            done(rec)
+    except Exception as e:  # the scheduler itself is gone: the rest is cut short
+        why = f"cut short: {type(e).__name__}: {e}".strip()
+        for pt in points:
+            if pt.key in left:
+                done(Record(pt.key, "failed", why, transient=True, worker="?"))
 
 
 def _message(counts: dict, status: np.ndarray) -> str:
@@ -207,26 +286,38 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
 
     Returns the merged Dataset (also written to ``exp.output``) and the counts
     ``{"points", "ok", "failed", "computed", "cached"}`` (computed and cached count distinct
-    keys). Raises ParameterError before any work if the output belongs to another experiment
-    (unless ``overwrite``) or cannot be written.
+    keys), the timings and ``invalid``: stored points whose files failed their checks
+    (see :class:`~twolayer.experiments.store.Store`), computed again with a StoreWarning;
+    ``transient``: points that failed for a reason that is not their own (a lost worker or
+    scheduler, an unexpected exception): the run was cut short, a rerun computes them.
+    Raises ParameterError before any work if the output belongs to another experiment
+    (unless ``overwrite``), lies inside the store, or cannot be written; StoreError if a write
+    fails (disk full, read-only folder) or another experiment wrote the output meanwhile (the
+    points stay in the store). Stale temporaries of killed runs are removed first.
     """
-    from twolayer.io import save_netcdf
+    from twolayer.io import clean_stale_parts
 
     if workers < 0:
         raise ParameterError(f"the 'workers' parameter must be >= 0; got {workers}")
     if scheduler:
         _check_address(scheduler)
     t0 = time.perf_counter()
+    started = time.time()
     points = expand(exp)
     key = experiment_key(exp, points)
-    _check_output(exp, key, overwrite)
+    before = _check_output(exp, key, overwrite)
+    # temporaries of writers killed (SIGKILL) in an earlier run: theirs only, never a live one's
+    clean_stale_parts(exp.store, before=started, recursive=True)
+    clean_stale_parts(exp.output.parent, before=started)
     store = Store(exp.store)
-    try:
-        exp.store.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ParameterError(f"cannot create the store folder {str(exp.store)!r}: {e}") from None
     unique = {pt.key: pt for pt in points}
     cached = {k for k, pt in unique.items() if store.has(k, pt.payload)}
+    invalid = dict(store.invalid)
+    if invalid:
+        first = next(iter(invalid.items()))
+        warnings.warn(StoreWarning(
+            f"{len(invalid)} stored point(s) failed their checks and are computed again "
+            f"(point {first[0][:12]}…: {first[1]})"), stacklevel=2)
     todo = [pt for k, pt in unique.items() if k not in cached]
     fresh: dict[str, Record] = {}
 
@@ -244,6 +335,12 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
             executor, client = "serial (in-process)", None
         else:  # connect (or start the cluster) before the progress bar
             client, executor = stack.enter_context(_dask_client(workers, scheduler))
+        if todo:  # only now: a scheduler that cannot be reached leaves no empty store behind
+            try:
+                exp.store.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ParameterError(f"cannot create the store folder {str(exp.store)!r}: "
+                                     f"{e.strerror or e}") from None
         if progress is not None:
             progress.start(len(todo), len(cached))
             stack.callback(progress.stop)
@@ -256,11 +353,14 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
     records = {}
     for k, pt in unique.items():
         rec = store.get(k, pt.payload)
-        if rec is None:  # cannot happen unless the store vanished under us
-            raise ParameterError(f"point {k} is missing from the store {str(exp.store)!r}")
+        if rec is None:  # the store was changed under us while this run worked
+            why = store.invalid.get(k, "missing")
+            raise StoreError(f"point {k} of the store {str(exp.store)!r} changed during the "
+                             f"run ({why}); run the same command again")
         records[k] = rec
     ds = merge(exp.axes, exp.mode, [(pt.index, pt.key) for pt in points], records)
     status = ds["status"].values
+    transient = sum(records[k].transient for k in unique)
     counts = {"points": len(points), "ok": int(np.sum(status == "ok")),
               "failed": int(np.sum(status != "ok")), "computed": len(todo),
               "cached": len(cached)}
@@ -282,5 +382,6 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
     timings = {"wall_s": wall, "run_s": t_run, "compute_s": compute_s,
                "mean_point_s": compute_s / len(fresh) if fresh else 0.0}
     ds.attrs["timings"] = json.dumps(timings)
-    save_netcdf(ds, exp.output, overwrite=True)
-    return ds, {**counts, **timings}
+    summarize(ds)  # the result must read back (schema, summary) before it is written
+    _save_output(ds, exp, key, before)
+    return ds, {**counts, **timings, "invalid": len(invalid), "transient": transient}

@@ -8,10 +8,10 @@ its metadata (PNG 'Software', PDF and SVG 'Creator') so that a later run knows i
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 from twolayer.errors import ParameterError
+from twolayer.io import temporary, write_error
 from twolayer.plotting.style import DPI
 
 __all__ = ["MARK", "figure_paths", "save_figure"]
@@ -78,23 +78,15 @@ def save_figure(fig, *paths: str | os.PathLike | None, overwrite: bool = False) 
     for p in targets:
         fmt = p.suffix.lower().lstrip(".")
         meta = {"Software": stamp} if fmt == "png" else {"Creator": stamp}
-        tmp, fd = _temporary(p)
+        tmp, fd = temporary(p)
         try:
             with os.fdopen(fd, "wb") as f:
                 fig.savefig(f, format=fmt, dpi=DPI, metadata=meta)
             os.replace(tmp, p)
+        except OSError as e:  # disk full, a folder made read-only: one line
+            tmp.unlink(missing_ok=True)
+            raise write_error(p, e) from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
     return targets
-
-
-def _temporary(p: Path) -> tuple[Path, int]:
-    """A new hidden file next to ``p``, open for writing, with the permissions the umask
-    gives a new file (not mkstemp's 0600: a figure is meant to be read)."""
-    while True:
-        tmp = p.parent / f".{p.name}.{secrets.token_hex(4)}.part"
-        try:
-            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue

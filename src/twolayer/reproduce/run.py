@@ -28,6 +28,7 @@ class Reproduction:
     results: dict[str, str]
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
+    transient: int = 0  # points cut short (a lost worker or scheduler): a rerun computes them
 
     @property
     def status(self) -> str:
@@ -83,7 +84,7 @@ def reproduce(name: str, directory: str | os.PathLike = "twolayer-reproduce", *,
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ParameterError(f"cannot create {str(folder)!r}: {e}") from None
-    results, paths, counts = {}, {}, {}
+    results, paths, counts, transient = {}, {}, {}, 0
     for exp_name, text in rec.experiments(size).items():
         exp = parse_config(text, base_dir=folder, source=f"recipe {rec.name}/{exp_name}")
         if progress is not None:
@@ -91,6 +92,7 @@ def reproduce(name: str, directory: str | os.PathLike = "twolayer-reproduce", *,
         ds, info = run_experiment(exp, workers=workers, scheduler=scheduler,
                                   overwrite=overwrite or _ours(exp), progress=progress)
         results[exp_name], paths[exp_name] = ds, str(exp.output)
+        transient += info["transient"]
         counts[exp_name] = {k: int(info[k]) for k in ("points", "ok", "failed", "computed",
                                                        "cached")}
     fig = rec.draw(results, rec.sizes[size])  # a Figure of its own: nothing to close
@@ -98,4 +100,4 @@ def reproduce(name: str, directory: str | os.PathLike = "twolayer-reproduce", *,
     written = save_figure(fig, folder / f"{rec.name}.png", folder / f"{rec.name}.pdf",
                           overwrite=overwrite)
     return Reproduction(rec.name, size, [str(p) for p in written], paths, counts,
-                        time.perf_counter() - t0)
+                        time.perf_counter() - t0, transient)
