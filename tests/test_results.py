@@ -123,3 +123,18 @@ def test_every_cli_module_imports_alone_in_a_fresh_interpreter():
         r = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True,
                            text=True)
         assert r.returncode == 0, f"{name}: {r.stderr.strip().splitlines()[-1:]}"
+
+
+def test_a_reason_is_one_line(tmp_path, monkeypatch):
+    import importlib
+
+    theory_mod = importlib.import_module("twolayer.onestep.theory")
+
+    def broken(prm):
+        raise RuntimeError("first line\nsecond line\n\tthird")
+
+    monkeypatch.setattr(theory_mod, "theory", broken)
+    cfg = tmp_path / "r.toml"
+    cfg.write_text('model = "onestep"\nmethod = "theory"\n[params]\nalpha = [1.0]\n')
+    ds, _ = run_experiment(load_config(cfg), workers=0)
+    assert str(ds["reason"].values) == "RuntimeError: first line second line third"

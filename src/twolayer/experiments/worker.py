@@ -28,13 +28,18 @@ class EnvironmentMismatch(RuntimeError):
     """The worker's package version or activation registry differs from the client's."""
 
 
+def _one_line(text: str) -> str:
+    """A reason as one line (a summary prints one line per failed point)."""
+    return " ".join(str(text).split())
+
+
 def _assess(ds: xr.Dataset, notes: list[str]) -> tuple[str, str]:
     """(status, reason) of a finished computation: the result's own schema verdict."""
     validate(ds)
     status, message = ds.attrs["status"], ds.attrs["message"]
     if status == "ok":
-        return status, "; ".join(notes)
-    return status, message or "; ".join(notes)
+        return status, _one_line("; ".join(notes))
+    return status, _one_line(message or "; ".join(notes))
 
 
 def _worker_name() -> str:
@@ -80,8 +85,8 @@ def compute_point(key: str, payload: dict) -> Record:
         status, reason = _assess(ds, notes)
         return Record(key, status, reason, time.perf_counter() - t0, ds, worker=worker)
     except TwolayerError as e:  # the package's own verdict on these parameters: final
-        return Record(key, "failed", f"{type(e).__name__}: {e}", time.perf_counter() - t0,
+        return Record(key, "failed", _one_line(f"{type(e).__name__}: {e}"), time.perf_counter() - t0,
                       worker=worker)
     except Exception as e:  # anything else may be the machine's fault: retried next run
-        return Record(key, "failed", f"{type(e).__name__}: {e}", time.perf_counter() - t0,
+        return Record(key, "failed", _one_line(f"{type(e).__name__}: {e}"), time.perf_counter() - t0,
                       transient=True, worker=worker)
