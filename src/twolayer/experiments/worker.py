@@ -85,8 +85,8 @@ def compute_point(key: str, payload: dict) -> Record:
         status, reason = _assess(ds, notes)
         return Record(key, status, reason, time.perf_counter() - t0, ds, worker=worker)
     except TwolayerError as e:  # the package's own verdict on these parameters: final
-        return Record(key, "failed", _one_line(f"{type(e).__name__}: {e}"), time.perf_counter() - t0,
-                      worker=worker)
+        return Record(key, "failed", _one_line(f"{type(e).__name__}: {e}"),
+                      time.perf_counter() - t0, worker=worker)
     except Exception as e:  # anything else may be the machine's fault: retried next run
-        return Record(key, "failed", _one_line(f"{type(e).__name__}: {e}"), time.perf_counter() - t0,
-                      transient=True, worker=worker)
+        return Record(key, "failed", _one_line(f"{type(e).__name__}: {e}"),
+                      time.perf_counter() - t0, transient=True, worker=worker)
