@@ -347,12 +347,17 @@ def ode(prm: SgdOde) -> xr.Dataset:
 
     ``reduction``: "full" integrates (Q, M) (this module); "wide" the large-width reduction in
     (M, q) of :mod:`twolayer.sgd.wide` (cost ∝ p; the result then has ``q`` and ``Q_diag``
-    instead of ``Q``); "auto" takes full up to p = 64 and wide above (for d ≥ 100); the choice
-    is the ``reduction`` attribute. ``solver``: a scipy ``solve_ivp`` method or "euler" (fixed
-    step ``dt``); "auto" is LSODA with rtol 1e-8 for the compiled erf closed forms and RK45
-    with rtol 1e-6 (the accuracy of the quadrature) for other activations, RK45 with rtol 1e-7
-    for the wide reduction. A blow-up (|overlaps| beyond 1e6 × their start) stops the
-    integration: status "diverged", its time in ``t_stop``, NaN afterwards, and a
+    instead of ``Q``); "auto" takes full up to p = 64 and above where it fits the available
+    memory and its time estimate is under 10 min (erf with the variance term), else wide for
+    d ≥ 100 (:func:`choose_reduction`); the choice is the ``reduction`` attribute. The full
+    ODE needs O(p²) memory; before integrating it estimates its peak bytes (ParameterError
+    beyond MemAvailable) and times one right-hand side: attributes ``memory_bytes_estimate``,
+    ``rhs_seconds`` and ``seconds_estimate`` (× an approximate number of evaluations).
+    ``solver``: a scipy ``solve_ivp`` method or "euler" (fixed step ``dt``); "auto" is LSODA
+    with rtol 1e-8 for the compiled erf closed forms and RK45 with rtol 1e-6 (the accuracy of
+    the quadrature) for other activations, RK45 with rtol 1e-7 for the wide reduction. A
+    blow-up (|overlaps| beyond 1e6 × their start) stops the integration: status "diverged",
+    its time in ``t_stop``, NaN afterwards, and a
     :class:`DivergenceWarning`.
     """
     reduction = choose_reduction(prm)
