@@ -160,7 +160,7 @@ WIDE_MIN_D = 100
 AUTO_MAX_SECONDS = 600.0
 #: LSODA allocates a dense n_state² Jacobian workspace up front (scipy), used only if the problem
 #: turns stiff; beyond this size it gets a banded one of width 0 (its Adams steps are the same)
-DENSE_JACOBIAN_BYTES = 256 << 20
+DENSE_JACOBIAN_BYTES = 64 << 20
 
 
 def state_size(p: int, k: int) -> int:
