@@ -12,9 +12,13 @@ with the variance term (trapezoid rules, twolayer.sgd.smooth) is timed against t
 Gauss–Hermite rules (2-D, 40 nodes per axis for the pairs; 4-D, 10 per axis for the variance
 term), run in this process at the same Ω; ``*_gh_rel_diff`` is their difference in units of the
 largest |dQ/dt|, i.e. the former rules' error (the new ones are good to ~1e-7).
+``full_ode_memory``: the full erf ODE at p = 100 and 200 (k = 2, d = 3, γ = 1, Δ = 0, to t = 10),
+each in a fresh process (peak RSS of that process); at p = 100 also with the former layout
+(LSODA's dense n_state² Jacobian work array), which at p = 200 needs > 3.4 GB and is not run.
 """
 
 import json
+import subprocess
 import sys
 import time
 from functools import partial
@@ -213,7 +217,55 @@ def mean_field() -> dict:
             "rhs_p500_wide_speedup_vs_full": full / wide}
 
 
+_FULL_CHILD = """
+import json, resource, sys, time, warnings
+import importlib
+from twolayer.sgd import ode
+mod = importlib.import_module("twolayer.sgd.ode")
+p, layout = int(sys.argv[1]), sys.argv[2]
+if layout == "dense":
+    mod.DENSE_JACOBIAN_BYTES = 1 << 62  # the former layout: LSODA's dense Jacobian work array
+ode("erf", "erf", p=2, k=2, d=3, t_max=0.1)  # load the kernels
+t0 = time.perf_counter()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    res = ode("erf", "erf", p=p, k=2, d=3, gamma=1.0, noise=0.0, t_max=10.0, reduction="full")
+print(json.dumps({"s": time.perf_counter() - t0, "nfev": res.attrs["nfev"],
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "est_mb": res.attrs["memory_bytes_estimate"] / 2**20,
+                  "rhs_s": res.attrs["rhs_seconds"], "est_s": res.attrs["seconds_estimate"],
+                  "risk": float(res["risk"][-1]), "status": res.attrs["status"]}))
+"""
+
+
+def _full_child(p: int, layout: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", _FULL_CHILD, str(p), layout], check=True,
+                          capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def full_ode_memory() -> dict:
+    out = {}
+    for p, layout in ((100, "streamed"), (100, "dense"), (200, "streamed")):
+        r = _full_child(p, layout)
+        tag = f"full_ode_p{p}" + ("_dense_jacobian" if layout == "dense" else "")
+        out |= {f"{tag}_s": r["s"], f"{tag}_peak_rss_mb": r["rss_mb"], f"{tag}_nfev": r["nfev"],
+                f"{tag}_final_risk": r["risk"]}
+        if layout == "streamed":
+            out |= {f"{tag}_estimate_mb": r["est_mb"], f"{tag}_rhs_s": r["rhs_s"],
+                    f"{tag}_estimate_s": r["est_s"]}
+    dense, ours = "full_ode_p100_dense_jacobian", "full_ode_p100"
+    out[f"{ours}_rss_ratio_dense_vs_streamed"] = (out[f"{dense}_peak_rss_mb"]
+                                                  / out[f"{ours}_peak_rss_mb"])
+    out[f"{ours}_time_ratio_dense_vs_streamed"] = out[f"{dense}_s"] / out[f"{ours}_s"]
+    return out
+
+
 if __name__ == "__main__":
-    out = {**rhs_p32(), **relu_rhs(), **tanh_rhs(), **ode_p10(), **sim_p8(), **mean_field()}
+    if sys.argv[1:] == ["full_ode_memory"]:
+        print(json.dumps(full_ode_memory(), indent=1))
+        sys.exit(0)
+    out = {**full_ode_memory(), **rhs_p32(), **relu_rhs(), **tanh_rhs(), **ode_p10(),
+           **sim_p8(), **mean_field()}
     print(json.dumps(out, indent=1))
     sys.exit(0)

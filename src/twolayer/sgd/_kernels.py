@@ -14,6 +14,79 @@ import numpy as np
 _2PI = 2.0 / math.pi
 _4PI2 = 4.0 / math.pi**2
 
+# arcsin of Cephes (asin.c, S. L. Moshier): rational approximations on |x| ≤ 0.625 and, through
+# arcsin(x) = π/2 − 2 arcsin(√((1−x)/2)), above; within 1 ulp of libm on [-1, 1] (tests). Both
+# branches are computed and one selected, so a loop of it vectorises (with error_model="numpy":
+# no zero-division checks), ~6x faster than the libm call that dominates the variance term.
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def asin(x):
+    """arcsin(x) for |x| ≤ 1 (Cephes; ≤ 1 ulp from libm)."""
+    a = abs(x)
+    zz = a * a
+    small = a * (zz * (((((4.253011369004428248960e-3 * zz - 6.019598008014123785661e-1) * zz
+                          + 5.444622390564711410273e0) * zz - 1.626247967210700244449e1) * zz
+                        + 1.956261983317594739197e1) * zz - 8.198089802484824371615e0)
+                 / (((((zz - 1.474091372988853791896e1) * zz + 7.049610280856842141659e1) * zz
+                      - 1.471791292232726029859e2) * zz + 1.395105614657485689735e2) * zz
+                    - 4.918853881490881290097e1)) + a
+    y = 1.0 - a
+    r = y * ((((2.967721961301243206100e-3 * y - 5.634242780008963776856e-1) * y
+               + 6.968710824104713396794e0) * y - 2.556901049652824852289e1) * y
+             + 2.853665548261061424989e1) / ((((y - 2.194779531642920639778e1) * y
+                                               + 1.470656354026814941758e2) * y
+                                              - 3.838770957603691357202e2) * y
+                                             + 3.424398657913078477438e2)
+    s = math.sqrt(y + y)
+    big = ((7.85398163397448309616e-1 - s) - (s * r - 6.123233995736765886130e-17)
+           + 7.85398163397448309616e-1)
+    return math.copysign(big if a > 0.625 else small, x)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _erf_variance(c, p, v, var_coef, noise, dq):
+    """Add var_coef · ((4/π²) Σ_ab v_a v_b I4[j,l,a,b] + Δ J2[j,l]) to dq, streamed.
+
+    For each pair j ≤ l the (a, b) sum runs over a ≤ b with O(p + k) scratch (x_b = Ω_jb,
+    y_b = Ω_lb, 1/√Λ1_b, the arcsines of one row); Λ0 is linear in (Ω_ab, x_b, y_b) with
+    coefficients fixed per (j, l, a). The arcsines of a row are one vectorised loop.
+    """
+    n = c.shape[0]
+    x = np.empty(n)
+    y = np.empty(n)
+    rs = np.empty(n)
+    buf = np.empty(n)
+    for j in range(p):
+        ajj = 1.0 + c[j, j]
+        for q in range(j, p):
+            aqq = 1.0 + c[q, q]
+            cjq = c[j, q]
+            lam4 = ajj * aqq - cjq * cjq
+            for a in range(n):
+                cja = c[j, a]
+                cqa = c[q, a]
+                x[a] = cja
+                y[a] = cqa
+                rs[a] = 1.0 / math.sqrt(lam4 * (1.0 + c[a, a]) - cqa * cqa * ajj
+                                        - cja * cja * aqq + 2.0 * cjq * cja * cqa)
+            s = 0.0
+            for a in range(n):
+                al = cjq * y[a] - x[a] * aqq  # Λ0 = Λ4 Ω_ab + al·x_b + be·y_b
+                be = cjq * x[a] - y[a] * ajj
+                ra = rs[a]
+                for b in range(a, n):
+                    arg = (lam4 * c[a, b] + al * x[b] + be * y[b]) * (ra * rs[b])
+                    buf[b] = asin(min(max(arg, -1.0), 1.0))
+                row = v[a] * buf[a]
+                for b in range(a + 1, n):
+                    row += 2.0 * v[b] * buf[b]
+                s += v[a] * row
+            val = var_coef * (_4PI2 * s + _2PI * noise) / math.sqrt(lam4)
+            dq[j, q] += val
+            if q != j:
+                dq[q, j] += val
+
 
 @nb.njit(cache=True, fastmath=False)
 def erf_flow(c, p, v, var_coef, noise):
@@ -21,7 +94,8 @@ def erf_flow(c, p, v, var_coef, noise):
 
     ``c`` is Ω = [[Q, M], [Mᵀ, P]], ``v`` the error weights. Gradient term through
     I3(j, b, c) = (2/π) (Ω_bc (1 + Ω_jj) − Ω_jb Ω_jc) / ((1 + Ω_jj) √Λ3), variance term through
-    I4 = (4/π²) arcsin(Λ0 / √(Λ1 Λ2)) / √Λ4 and J2 = (2/π) / √Λ4.
+    I4 = (4/π²) arcsin(Λ0 / √(Λ1 Λ2)) / √Λ4 and J2 = (2/π) / √Λ4 (:func:`_erf_variance`).
+    Memory O(p + k) besides Ω and the outputs.
     """
     n = c.shape[0]
     t = np.zeros((p, n))
@@ -41,40 +115,7 @@ def erf_flow(c, p, v, var_coef, noise):
             dq[j, q] = t[j, q] + t[q, j]
     if var_coef == 0.0:
         return dq, dm
-    lam1 = np.empty(n)
-    for j in range(p):
-        ajj = 1.0 + c[j, j]
-        for q in range(j, p):
-            aqq = 1.0 + c[q, q]
-            cjq = c[j, q]
-            lam4 = ajj * aqq - cjq * cjq
-            for a in range(n):
-                cja = c[j, a]
-                cqa = c[q, a]
-                lam1[a] = (lam4 * (1.0 + c[a, a]) - cqa * cqa * ajj - cja * cja * aqq
-                           + 2.0 * cjq * cja * cqa)
-            s = 0.0
-            for a in range(n):
-                cja = c[j, a]
-                cqa = c[q, a]
-                row = 0.0
-                for b in range(a, n):
-                    cjb = c[j, b]
-                    cqb = c[q, b]
-                    lam0 = (lam4 * c[a, b] - cqa * cqb * ajj - cja * cjb * aqq
-                            + cjq * (cja * cqb + cjb * cqa))
-                    arg = lam0 / math.sqrt(lam1[a] * lam1[b])
-                    if arg > 1.0:
-                        arg = 1.0
-                    elif arg < -1.0:
-                        arg = -1.0
-                    w = v[b] if b == a else 2.0 * v[b]
-                    row += w * math.asin(arg)
-                s += v[a] * row
-            val = var_coef * (_4PI2 * s + _2PI * noise) / math.sqrt(lam4)
-            dq[j, q] += val
-            if q != j:
-                dq[q, j] += val
+    _erf_variance(c, p, v, var_coef, noise, dq)
     return dq, dm
 
 

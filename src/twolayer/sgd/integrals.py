@@ -131,13 +131,24 @@ def _pair_factor(caa, cbb, cab):
     return sa, r, np.sqrt(np.maximum(cbb - r**2, 0.0))
 
 
-def _pair_quad(f, g, caa, cbb, cab, rules):
-    """E[f(x_a) g(x_b)] for (x_a, x_b) ~ N(0, [[caa, cab], [cab, cbb]]), element-wise."""
+def _pair_quad(f, g, caa, cbb, cab, rules, budget: int = 1 << 22):
+    """E[f(x_a) g(x_b)] for (x_a, x_b) ~ N(0, [[caa, cab], [cab, cbb]]), element-wise.
+
+    Runs in chunks of at most ``budget`` (pair, node, node) evaluations, so its scratch is
+    bounded whatever the number of pairs (each entry is computed alone: chunking changes nothing).
+    """
     (z1, w1), (z2, w2) = rules
-    sa, r, s = _pair_factor(caa, cbb, cab)
+    sa, r, s = _pair_factor(*np.broadcast_arrays(caa, cbb, cab))
+    shape = sa.shape
+    sa, r, s = sa.ravel(), r.ravel(), s.ravel()
     z1 = z1[:, None]
-    xb = r[..., None, None] * z1 + s[..., None, None] * z2
-    return ((f(sa[..., None, None] * z1) * g(xb)) @ w2) @ w1
+    out = np.empty(sa.size)
+    step = max(1, budget // (z1.size * z2.size))
+    for lo in range(0, sa.size, step):
+        sl = slice(lo, lo + step)
+        xb = r[sl, None, None] * z1 + s[sl, None, None] * z2
+        out[sl] = ((f(sa[sl, None, None] * z1) * g(xb)) @ w2) @ w1
+    return out.reshape(shape)
 
 
 _FNS = {"ff": ("fn", "fn"), "d1d1": ("deriv", "deriv"), "d2f": ("deriv2", "fn")}
@@ -280,34 +291,34 @@ def _i4_contracted_quad(eng: Engine, omega, p, v, chunk: int = 256):
     """Σ_ab v_a v_b E[σ'_j σ'_l h_a h_b] by 4-D Gauss–Hermite, using j ≤ l and a ≤ b.
 
     For polynomial activations only (exact there); smooth ones go to :mod:`twolayer.sgd.smooth`.
+    Streamed: for each j the (l ≥ j, a ≤ b) quadruples are made ``chunk`` at a time, so the
+    scratch is O(p + k)² index entries plus a chunk of (chunk, 10⁴, 4) nodes.
     """
     n = omega.shape[0]
     nodes, w = _rule_4d(_NODES_4D)
-    jj, ll = np.triu_indices(p)
     aa, bb = np.triu_indices(n)
-    jt = np.repeat(jj, aa.size)
-    lt = np.repeat(ll, aa.size)
-    at = np.tile(aa, jj.size)
-    bt = np.tile(bb, jj.size)
-    coef = v[at] * v[bt] * np.where(at == bt, 1.0, 2.0)
-    idx = np.stack([jt, lt, at, bt], axis=-1)
-    out = np.zeros(jt.size)
-    for lo in range(0, jt.size, chunk):
-        sl = slice(lo, lo + chunk)
-        ix = idx[sl]
-        cov = omega[ix[:, :, None], ix[:, None, :]]  # (T, 4, 4)
-        lam, vec = np.linalg.eigh(cov)
-        root = vec * np.sqrt(np.maximum(lam, 0.0))[:, None, :]
-        x = np.einsum("tij,nj->tni", root, nodes)  # (T, N, 4)
-        ds = eng.student.deriv
-        prod = ds(x[..., 0]) * ds(x[..., 1])
-        for slot, units in ((2, ix[:, 2]), (3, ix[:, 3])):
-            xs = x[..., slot]
-            is_student = (units < p)[:, None]
-            prod = prod * np.where(is_student, eng.student.fn(xs), eng.teacher.fn(xs))
-        out[sl] = prod @ w
+    coef_ab = v[aa] * v[bb] * np.where(aa == bb, 1.0, 2.0)
+    ds = eng.student.deriv
     s = np.zeros((p, p))
-    np.add.at(s, (jt, lt), out * coef)
+    for j in range(p):
+        # quadruple q ↦ (l, a, b) = (j + q // n_ab, aa[q % n_ab], bb[q % n_ab])
+        total = (p - j) * aa.size
+        acc = np.zeros(p - j)
+        for lo in range(0, total, chunk):
+            q = np.arange(lo, min(total, lo + chunk))
+            lq, ab = q // aa.size, q % aa.size
+            ix = np.stack([np.full(q.size, j), j + lq, aa[ab], bb[ab]], axis=-1)
+            cov = omega[ix[:, :, None], ix[:, None, :]]  # (T, 4, 4)
+            lam, vec = np.linalg.eigh(cov)
+            root = vec * np.sqrt(np.maximum(lam, 0.0))[:, None, :]
+            x = np.einsum("tij,nj->tni", root, nodes)  # (T, N, 4)
+            prod = ds(x[..., 0]) * ds(x[..., 1])
+            for slot in (2, 3):
+                xs = x[..., slot]
+                is_student = (ix[:, slot] < p)[:, None]
+                prod = prod * np.where(is_student, eng.student.fn(xs), eng.teacher.fn(xs))
+            np.add.at(acc, lq, (prod @ w) * coef_ab[ab])
+        s[j, j:] = acc
     return s + np.triu(s, 1).T
 
 

@@ -24,6 +24,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import xarray as xr
@@ -35,7 +36,7 @@ from twolayer.results import stamp
 from twolayer.sgd.init import Overlaps, initial_overlaps, omega_of
 from twolayer.sgd.integrals import Engine, ErfEngine, engine
 
-__all__ = ["choose_reduction", "ode", "time_grid"]
+__all__ = ["choose_reduction", "memory_estimate", "ode", "time_grid"]
 
 _BLOWUP = 1e6
 
@@ -130,7 +131,8 @@ def integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, method: str, rtol: float,
         blowup.terminal = True
         t_max = float(t_eval[-1])
         sol = solve_ivp(rhs, (0.0, t_max), y0, method=method, t_eval=t_eval,
-                        rtol=rtol, atol=atol, events=blowup)
+                        rtol=rtol, atol=atol, events=blowup,
+                        **solver_options(method, y0.size))
         ys = np.full((y0.size, t_eval.size), np.nan)
         ys[:, : sol.y.shape[1]] = sol.y
         nfev, message = int(sol.nfev), str(sol.message)
@@ -150,28 +152,154 @@ def integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, method: str, rtol: float,
     return ys, status, t_stop, nfev, message
 
 
-#: the full ODE holds p(p+1)/2 + p·k states and O(p⁴) index arrays: beyond this width the
-#: automatic choice is the wide reduction
+#: up to this width ``auto`` takes the full ODE without estimating its cost
 FULL_MAX_P = 64
 #: the wide reduction assumes uncorrelated orthogonal parts, which needs d ≫ 1
 WIDE_MIN_D = 100
+#: beyond FULL_MAX_P, ``auto`` takes the full ODE when its estimated time is below this
+AUTO_MAX_SECONDS = 600.0
+#: LSODA allocates a dense n_state² Jacobian workspace up front (scipy), used only if the problem
+#: turns stiff; beyond this size it gets a banded one of width 0 (its Adams steps are the same)
+DENSE_JACOBIAN_BYTES = 64 << 20
+
+
+def state_size(p: int, k: int) -> int:
+    """The number of states of the full ODE: Q's upper triangle and M."""
+    return p * (p + 1) // 2 + p * k
+
+
+def solver_options(solver: str, n_state: int) -> dict:
+    """solve_ivp options: a diagonal-band Jacobian for LSODA when the dense one is too big."""
+    if solver == "LSODA" and 8 * n_state**2 > DENSE_JACOBIAN_BYTES:
+        return {"lband": 0, "uband": 0}
+    return {}
+
+
+def memory_estimate(p: int, k: int, n_t: int, solver: str) -> int:
+    """Peak bytes of the full ODE beyond the interpreter (approximate, an upper estimate).
+
+    The solver's work arrays (LSODA: n_s² + 20 n_s doubles with a dense Jacobian, 16 n_s with
+    the band of :func:`solver_options`; BDF 3 n_s², Radau 5 n_s² (real and complex LU);
+    explicit methods 16 n_s), the states at the n_t output times twice (solver, copy), and Ω, Q,
+    M and the pair integrals of the risk at those times (6 n_t (p+k)² doubles); the right-hand
+    side needs O((p+k)²) more (pair quadratures in chunks of fixed size, see integrals).
+    """
+    n_s, n = state_size(p, k), p + k
+    if solver == "LSODA":
+        work = 16 * n_s if solver_options(solver, n_s) else n_s**2 + 20 * n_s
+    elif solver == "BDF":
+        work = 3 * n_s**2 + 20 * n_s
+    elif solver == "Radau":
+        work = 5 * n_s**2 + 20 * n_s
+    else:
+        work = 16 * n_s
+    return 8 * (work + 2 * n_t * n_s + 6 * n_t * n * n + 8 * n * n) + _CHUNK_BYTES
+
+
+#: the pair quadratures of the generic engine run in chunks of at most this many bytes
+_CHUNK_BYTES = 4 * 8 * (1 << 22)
+
+
+def expected_evaluations(t_max: float, solver: str, dt: float) -> float:
+    """About how many right-hand sides an integration to t_max takes (a rough guide).
+
+    Euler: t_max/dt. Else measured for LSODA on erf at p = 10–40, d = 3, rtol 1e-8: ~160 to
+    t = 10, ~400 to 100, 1500–3500 to 1000; taken as 150 + 3 t_max.
+    """
+    if solver == "euler":
+        return t_max / dt
+    return 150.0 + 3.0 * t_max
+
+
+def available_memory() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes (None where it cannot be read)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _gib(b: float) -> str:
+    return f"{b / 2**30:.3g} GiB"
+
+
+def check_memory(p: int, k: int, n_t: int, solver: str) -> int:
+    """The memory estimate; ParameterError when it exceeds the available memory."""
+    need = memory_estimate(p, k, n_t, solver)
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise ParameterError(
+            f"the full ODE at p = {p} needs about {_gib(need)} with solver {solver} and "
+            f"{_gib(avail)} is available; use reduction='wide' (for d >> 1), fewer units, "
+            "or solver='LSODA'/'RK45' (no dense Jacobian)")
+    return need
+
+
+@cache
+def _erf_term_seconds() -> float:
+    """Seconds per (j ≤ l, a ≤ b) term of the compiled erf variance kernel, timed here once."""
+    from twolayer.sgd._kernels import erf_flow
+    from twolayer.sgd.integrals import error_weights
+
+    p, k = 24, 2
+    init = initial_overlaps(p, k, 3, 0, 1.0, False)
+    om, v = omega_of(init.Q, init.M, init.P), error_weights(p, k)
+    erf_flow(om, p, v, 1.0, 0.0)
+    best = math.inf
+    for _ in range(3):
+        started = time.perf_counter()
+        erf_flow(om, p, v, 1.0, 0.0)
+        best = min(best, time.perf_counter() - started)
+    return best / _terms(p, k)
+
+
+def _terms(p: int, k: int) -> int:
+    return p * (p + 1) // 2 * ((p + k) * (p + k + 1) // 2)
+
+
+def full_seconds_estimate(prm: SgdOde) -> float | None:
+    """Approximate seconds of the full ODE for the compiled erf pair (None for other pairs):
+    the kernel's timed cost per variance term × the terms × :func:`expected_evaluations`."""
+    if not (prm.variance and isinstance(engine(prm.student, prm.teacher), ErfEngine)):
+        return None
+    solver = "LSODA" if prm.solver == "auto" else prm.solver
+    return (_erf_term_seconds() * _terms(prm.p, prm.k)
+            * expected_evaluations(prm.t_max, solver, prm.dt))
 
 
 def choose_reduction(prm: SgdOde) -> str:
-    """The description ``reduction="auto"`` stands for: "full" up to p = 64, "wide" above.
+    """The description ``reduction="auto"`` stands for.
 
-    Refuses (ParameterError) a wide student at small d, where neither is right today.
+    "full" up to p = 64; above, "full" when its memory estimate fits the available memory and
+    (erf student and teacher with the variance term, the case with a time estimate) its time
+    estimate is below AUTO_MAX_SECONDS; otherwise "wide" when d ≥ 100, and at smaller d a
+    ParameterError (the wide reduction assumes uncorrelated orthogonal parts there).
     """
     if prm.reduction != "auto":
         return prm.reduction
     if prm.p <= FULL_MAX_P:
         return "full"
+    n_t = time_grid(prm.t_max, prm.per_decade).size
+    solver = "LSODA" if prm.solver == "auto" else prm.solver
+    need, avail = memory_estimate(prm.p, prm.k, n_t, solver), available_memory()
+    fits = avail is None or need <= avail
+    seconds = full_seconds_estimate(prm) if fits else None
+    if fits and seconds is not None and seconds <= AUTO_MAX_SECONDS:
+        return "full"
     if prm.d >= WIDE_MIN_D:
         return "wide"
+    why = (f"needs about {_gib(need)} of {_gib(avail)} available" if not fits else
+           f"would take about {seconds:.3g} s" if seconds is not None else
+           "has no time estimate for this pair")
     raise ParameterError(
-        f"p = {prm.p} at d = {prm.d}: the full ODE is too large beyond p = {FULL_MAX_P} and the "
-        f"wide reduction assumes d >= {WIDE_MIN_D} (uncorrelated orthogonal parts); choose "
-        "reduction='full' (slow, O(p^4) memory) or reduction='wide' (approximate at small d)")
+        f"p = {prm.p} at d = {prm.d}: the full ODE {why} (auto takes it up to "
+        f"{AUTO_MAX_SECONDS:g} s) and the wide reduction assumes d >= {WIDE_MIN_D} "
+        "(uncorrelated orthogonal parts); choose reduction='full' explicitly, fewer units, or "
+        "reduction='wide' (approximate at small d)")
 
 
 @dataclass
@@ -219,12 +347,17 @@ def ode(prm: SgdOde) -> xr.Dataset:
 
     ``reduction``: "full" integrates (Q, M) (this module); "wide" the large-width reduction in
     (M, q) of :mod:`twolayer.sgd.wide` (cost ∝ p; the result then has ``q`` and ``Q_diag``
-    instead of ``Q``); "auto" takes full up to p = 64 and wide above (for d ≥ 100); the choice
-    is the ``reduction`` attribute. ``solver``: a scipy ``solve_ivp`` method or "euler" (fixed
-    step ``dt``); "auto" is LSODA with rtol 1e-8 for the compiled erf closed forms and RK45
-    with rtol 1e-6 (the accuracy of the quadrature) for other activations, RK45 with rtol 1e-7
-    for the wide reduction. A blow-up (|overlaps| beyond 1e6 × their start) stops the
-    integration: status "diverged", its time in ``t_stop``, NaN afterwards, and a
+    instead of ``Q``); "auto" takes full up to p = 64 and above where it fits the available
+    memory and its time estimate is under 10 min (erf with the variance term), else wide for
+    d ≥ 100 (:func:`choose_reduction`); the choice is the ``reduction`` attribute. The full
+    ODE needs O(p²) memory; before integrating it estimates its peak bytes (ParameterError
+    beyond MemAvailable) and times one right-hand side: attributes ``memory_bytes_estimate``,
+    ``rhs_seconds`` and ``seconds_estimate`` (× an approximate number of evaluations).
+    ``solver``: a scipy ``solve_ivp`` method or "euler" (fixed step ``dt``); "auto" is LSODA
+    with rtol 1e-8 for the compiled erf closed forms and RK45 with rtol 1e-6 (the accuracy of
+    the quadrature) for other activations, RK45 with rtol 1e-7 for the wide reduction. A
+    blow-up (|overlaps| beyond 1e6 × their start) stops the integration: status "diverged",
+    its time in ``t_stop``, NaN afterwards, and a
     :class:`DivergenceWarning`.
     """
     reduction = choose_reduction(prm)
@@ -253,9 +386,14 @@ def _integrate_full(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     erf = isinstance(eng, ErfEngine)
     solver = prm.solver if prm.solver != "auto" else ("LSODA" if erf else "RK45")
     rtol = prm.rtol if prm.rtol is not None else (1e-8 if erf else 1e-6)
-    system = _System(eng, init.P, p, prm.gamma, prm.noise, prm.variance, prm.spherical)
     t_eval = time_grid(prm.t_max, prm.per_decade)
-    run = run_solver(system.rhs, system.pack(init.Q, init.M), t_eval, prm, solver, rtol)
+    need = check_memory(p, k, t_eval.size, solver)
+    system = _System(eng, init.P, p, prm.gamma, prm.noise, prm.variance, prm.spherical)
+    y0 = system.pack(init.Q, init.M)
+    units = np.r_[0, p:p + k]  # one student: loads a compiled kernel before the timing
+    eng.flow(system.omega[np.ix_(units, units)], 1, prm.noise, system.var_coef)
+    rhs_seconds = _time_rhs(system.rhs, y0)
+    run = run_solver(system.rhs, y0, t_eval, prm, solver, rtol)
     done = np.all(np.isfinite(run.ys), axis=0)
     risk = np.full(t_eval.size, np.nan)
     om = system.omegas(run.ys[:, done])
@@ -268,4 +406,18 @@ def _integrate_full(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     ds = xr.Dataset({"risk": ("t", risk), "Q": (("t", "j", "l"), Qs),
                      "M": (("t", "j", "r"), Ms), "P": (("r", "s"), init.P)},
                     coords={"t": t_eval})
+    ds.attrs.update(memory_bytes_estimate=need, rhs_seconds=rhs_seconds,
+                    seconds_estimate=rhs_seconds * expected_evaluations(prm.t_max, solver, prm.dt))
     return ds, run
+
+
+def _time_rhs(rhs, y0) -> float:
+    """Seconds of one right-hand side at the start (the best of up to 5 when it is quick)."""
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        rhs(0.0, y0)
+        best = min(best, time.perf_counter() - started)
+        if best > 0.05:
+            break
+    return best
