@@ -138,3 +138,40 @@ def test_a_reason_is_one_line(tmp_path, monkeypatch):
     cfg.write_text('model = "onestep"\nmethod = "theory"\n[params]\nalpha = [1.0]\n')
     ds, _ = run_experiment(load_config(cfg), workers=0)
     assert str(ds["reason"].values) == "RuntimeError: first line second line third"
+
+
+@pytest.mark.parametrize("kw,word", [
+    (dict(init_scale=1e100), "from t = 0"),
+    (dict(t_max=1e300), "not finite"),
+])
+def test_an_ode_that_leaves_the_integrals_range_is_failed_not_ok(kw, word):
+    """Huge overlaps used to give status ok with NaN risks (issue: failures are results)."""
+    with pytest.warns(ConvergenceWarning, match=word):
+        ds = METHODS[("sgd", "ode")](d=100, **kw).compute()
+    validate(ds)
+    assert ds.attrs["status"] == "failed" and "try smaller" in ds.attrs["message"]
+    risk = ds["risk"].values
+    first = np.argmax(~np.isfinite(risk))
+    assert np.isnan(risk[first:]).all() and np.isfinite(risk[:first]).all()
+
+
+def test_an_arithmetic_error_in_the_right_hand_side_is_a_failed_result(monkeypatch):
+    import importlib
+
+    ode_mod = importlib.import_module("twolayer.sgd.ode")  # the module, not the function
+    calls = {"n": 0}
+    real = ode_mod._System.rhs
+
+    def flaky(self, t, y):
+        calls["n"] += 1
+        if t > 1.0:
+            raise ZeroDivisionError("division by zero")
+        return real(self, t, y)
+
+    monkeypatch.setattr(ode_mod._System, "rhs", flaky)
+    with pytest.warns(ConvergenceWarning):
+        ds = METHODS[("sgd", "ode")](d=100, t_max=10.0).compute()
+    assert ds.attrs["status"] == "failed" and "ZeroDivisionError" in ds.attrs["message"]
+    t, risk = ds["t"].values, ds["risk"].values
+    assert np.isfinite(risk[t < 1.0]).all() and np.isnan(risk[t > 1.5]).all()
+    assert 1.0 <= ds.attrs["t_stop"] <= 1.5

@@ -122,15 +122,26 @@ def integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, method: str, rtol: float,
     """
     scale = max(1.0, float(np.max(np.abs(y0))))
     message = ""
+    failure: dict = {}
+
+    def guarded(t, y):
+        """The right-hand side; an arithmetic failure stops the run instead of raising."""
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                return rhs(t, y)
+        except ArithmeticError as e:  # ZeroDivisionError, OverflowError, FloatingPointError
+            failure.setdefault("at", (float(t), f"{type(e).__name__}: {e}"))
+            return np.full_like(y, np.nan)
+
     if method == "euler":
-        ys, status, t_stop, nfev = _euler(rhs, y0, t_eval, dt, scale)
+        ys, status, t_stop, nfev = _euler(guarded, y0, t_eval, dt, scale)
     else:
         def blowup(t, y):
             return _BLOWUP * scale - np.max(np.abs(y))
 
         blowup.terminal = True
         t_max = float(t_eval[-1])
-        sol = solve_ivp(rhs, (0.0, t_max), y0, method=method, t_eval=t_eval,
+        sol = solve_ivp(guarded, (0.0, t_max), y0, method=method, t_eval=t_eval,
                         rtol=rtol, atol=atol, events=blowup,
                         **solver_options(method, y0.size))
         ys = np.full((y0.size, t_eval.size), np.nan)
@@ -142,6 +153,11 @@ def integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, method: str, rtol: float,
             status, t_stop = "failed", float(sol.t[-1]) if sol.t.size else 0.0
         else:
             status, t_stop = "ok", t_max
+    if failure:
+        t_fail, what = failure["at"]
+        status, t_stop = "failed", t_fail
+        message = f"the right-hand side failed at t = {t_fail:.4g}: {what}"
+        ys[:, t_eval >= t_fail] = np.nan
     if status == "diverged":
         warnings.warn(f"the ODE blew up at t = {t_stop:.4g} (overlaps beyond "
                       f"{_BLOWUP:g} × their start); the risk after it is NaN",
@@ -325,7 +341,20 @@ def run_solver(rhs, y0, t_eval, prm: SgdOde, solver: str, rtol: float) -> Run:
                time.perf_counter() - started)
 
 
-def _verdict(run: Run) -> tuple[str, str]:
+def _verdict(run: Run, risk: np.ndarray, t: np.ndarray) -> tuple[str, str]:
+    """The result's status and message; a finished run whose risk is not finite has failed
+    (the overlaps left the range where the integrals can be evaluated)."""
+    if run.status == "failed" and run.message.startswith("the right-hand side failed"):
+        return "failed", (f"{run.message}; the overlaps left the range the Gaussian integrals "
+                          "handle: try a smaller init_scale, gamma or t_max")
+    if run.status == "ok" and not np.all(np.isfinite(risk)):
+        first = float(t[np.argmax(~np.isfinite(risk))])
+        risk[t >= first] = np.nan
+        message = (f"the risk is not finite from t = {first:.4g} on although the integration "
+                   "finished: the overlaps left the range the Gaussian integrals handle (huge "
+                   "init_scale or t_max?); try smaller values")
+        warnings.warn(message, ConvergenceWarning, stacklevel=4)
+        return "failed", message
     if run.status == "diverged":
         return "diverged", (f"the ODE blew up at t = {run.t_stop:.4g} (overlaps beyond {_BLOWUP:g} "
                             "× their start); the risk after it is NaN. SGD is unstable at this "
@@ -367,7 +396,7 @@ def ode(prm: SgdOde) -> xr.Dataset:
         ds, run = integrate_wide(prm)
     else:
         ds, run = _integrate_full(prm)
-    status, message = _verdict(run)
+    status, message = _verdict(run, ds["risk"].values, ds["t"].values)
     return stamp(ds, prm, status, message, reduction=reduction, solver=run.solver,
                  rtol=run.rtol, t_stop=run.t_stop, nfev=run.nfev, solver_message=run.message,
                  seconds=run.seconds)
