@@ -148,9 +148,12 @@ def register(
     """Register an activation under ``name`` (Python only; the CLI takes names).
 
     ``fn`` and ``deriv`` must be vectorised NumPy callables. Without ``deriv`` the derivative is
-    taken by central differences (step 1e-5). Gaussian facts are computed by quadrature: a
-    function registered under a built-in's name (with ``overwrite=True``) gets none of the
-    built-in's closed forms. Passing an :class:`Activation` registers that object as it is.
+    taken by central differences (step 1e-5); without ``deriv2``, for a smooth function (no
+    ``kinks``), σ'' too: the central difference of ``deriv`` (step 1e-4, ~1e-8 relative), or the
+    second difference of ``fn`` when neither derivative is given. Gaussian facts are computed
+    by quadrature: a function registered under a built-in's name (with ``overwrite=True``) gets
+    none of the built-in's closed forms. Passing an :class:`Activation` registers that object
+    as it is.
     """
     if not isinstance(name, str) or not name:
         raise ParameterError("activation name must be a non-empty string")
@@ -161,6 +164,8 @@ def register(
     else:
         if not callable(fn):
             raise ParameterError(f"activation {name!r}: fn must be callable")
+        if deriv2 is None and not kinks:
+            deriv2 = _second_derivative(fn, deriv)
         if deriv is None:
             h = 1e-5
 
@@ -170,6 +175,18 @@ def register(
         act = Activation(name=name, fn=fn, deriv=deriv, deriv2=deriv2, kinks=tuple(kinks))
     _REGISTRY[name] = act
     return act
+
+
+def _second_derivative(fn: Fn, deriv: Fn | None) -> Fn:
+    """σ'' by central differences: of σ' when given (step 1e-4), else of σ (step 1e-4)."""
+    h = 1e-4
+    if deriv is not None:
+        def deriv2(x, _d=deriv):
+            return (_d(x + h) - _d(x - h)) / (2 * h)
+    else:
+        def deriv2(x, _f=fn):
+            return (_f(x + h) - 2 * _f(x) + _f(x - h)) / (h * h)
+    return deriv2
 
 
 def available() -> list[str]:
