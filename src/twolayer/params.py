@@ -24,7 +24,7 @@ import json
 import math
 import numbers
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -248,10 +248,10 @@ class _Onestep(Params):
 
     student: str = _doc("student activation σ (a registry name)", default="tanh")
     teacher: str = _doc("teacher activation σ⋆ (a registry name)", default="tanh")
-    alpha0: float | list[float] = _doc(
+    alpha0: Annotated[float, Field(ge=0)] | list[float] = _doc(
         "samples per dimension of the giant step, α0 = n0/d (a list: one per step, fresh "
         "samples each)", default=0.5)
-    eta: float | list[float] = _doc(
+    eta: Annotated[float, Field(ge=0)] | list[float] = _doc(
         "learning rate η̃ of the giant step (0: random features; a list: one per step)",
         default=1.0)
     lam: list[float] = _doc("ridge penalty λ of the readout (a list: one result per value)",
@@ -270,7 +270,12 @@ class _Onestep(Params):
     @field_validator("alpha0", "eta", mode="before")
     @classmethod
     def _per_step(cls, v):
-        """A number, or one number per step (a one-element list is that number)."""
+        """A number (checked by its type), or one number per step (a one-element list is that
+        number)."""
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        if not isinstance(v, (list, tuple)):
+            return v
         vals = grid(v, positive=False)
         return vals[0] if len(vals) == 1 else vals
 

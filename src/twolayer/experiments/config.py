@@ -127,8 +127,8 @@ def _message(err: ValidationError, prefix: str, known: list[str] | None = None,
     ``field`` (a sweep axis) is left out of the location: ``sweep.eta[1]``, not ``….eta``.
     """
     e = err.errors(include_url=False)[0]
-    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p in (
-        "int", "float", "str", "bool", "list"))))
+    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and (  # not a union's branch
+        "[" in p or "-" in p or p in ("int", "float", "str", "bool", "list"))))
     if field is not None and loc[:1] == (field,):
         loc = loc[1:]
     where = ".".join(filter(None, [prefix, _loc(loc)]))
