@@ -15,6 +15,7 @@ the code span, so :func:`on_page_content` drops the role (and a leading ``~``).
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 MARKER = "<!-- twolayer-cli-help -->"
@@ -70,6 +71,14 @@ def gallery(docs_dir: str) -> str:
             f"```bash\ntwolayer reproduce {name}            # the small size shown here\n"
             f"twolayer reproduce {name} --full     # the papers' sizes\n```\n")
     return "\n".join(parts)
+
+
+def on_config(config):
+    """Import twolayer from this checkout's src/ (as mkdocstrings reads it), not another install."""
+    src = str(Path(config.config_file_path).resolve().parent / "src")
+    if src not in sys.path:
+        sys.path.insert(0, src)
+    return config
 
 
 PARAMS = re.compile(r"<!-- twolayer-params: (\w+) -->")
