@@ -60,7 +60,7 @@ ONESTEP_CURVES = Recipe(
          "and simulations (mean ± std over seeds); moderate steps (η̃ = 0.5, 1) beat RF at every "
          "α; a large step with few samples (η̃ = 2, α0 = 0.5) beats RF only for α ≲ 1 in theory "
          "and loses above. The figure prints, per η̃, how far the simulations sit from the theory "
-         "(at η̃ = 2 they are 12–15% above it at d = 300–400, and the excess does not shrink "
+         "(at η̃ = 2 up to 13–15% above it at d = 300–400, and the excess does not shrink "
          "with d: the step's noise is not the independent bulk the spiked-RF model assumes)",
     sizes={
         "small": {"n_alpha": 40, "sim_alpha": "[0.4, 1.0, 2.0, 3.0]", "d": 300, "seeds": 5},
