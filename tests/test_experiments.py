@@ -398,3 +398,17 @@ def test_a_swept_d_with_inf_is_a_numeric_axis(tmp_path):
     assert ds["d"].values.tolist() == [np.inf, 200.0]
     ref = theory("tanh", "tanh", alpha0=0.5, eta=1.0, lam=0.01, alpha=[1.0], d=200)
     assert ds["test_error"].sel(d=200).item() == ref["test_error"].item()
+
+
+def test_retry_failed_computes_the_failed_points_again(tmp_path, capsys):
+    """A failure is a point's result (reused by a rerun) unless --retry-failed asks again."""
+    cfg = write(tmp_path, 'model = "onestep"\nmethod = "theory"\n[params]\nalpha = [1.0]\n'
+                '[sweep]\nstudent = ["tanh", "square"]\n')
+    _, info = run_experiment(load_config(cfg), workers=0)
+    assert (info["computed"], info["failed"]) == (2, 1)
+    _, info = run_experiment(load_config(cfg), workers=0)
+    assert (info["computed"], info["cached"]) == (0, 2)
+    code = main(["run", str(cfg), "--workers", "0", "--retry-failed", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 3 and out["counts"]["computed"] == 1 and out["counts"]["cached"] == 1
+    assert out["failed"][0]["reason"].startswith("ModelAssumptionError")

@@ -59,6 +59,9 @@ def run_command(
     workers: Workers = 2,
     scheduler: Scheduler = None,
     overwrite: Overwrite = False,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="Compute again the stored points whose status is 'failed' (a "
+        "failure is otherwise the point's result and is reused).")] = False,
     json_: Json = False,
 ) -> None:
     """Run the experiment in FILE.toml: compute missing points on Dask, store, merge, save.
@@ -74,7 +77,8 @@ def run_command(
     exp = load_config(config)
     with resumable():
         ds, info = run_experiment(exp, workers=workers, scheduler=scheduler,
-                                  overwrite=overwrite, progress=Bar())
+                                  overwrite=overwrite, progress=Bar(),
+                                  retry_failed=retry_failed)
     summary = summarize(ds)
     if json_:
         print(dumps({**summary, "output": str(exp.output), "store": str(exp.store)}))

@@ -280,8 +280,8 @@ def _message(counts: dict, status: np.ndarray) -> str:
 
 
 def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None = None,
-                   overwrite: bool = False, progress: Progress | None = None
-                   ) -> tuple[xr.Dataset, dict[str, Any]]:
+                   overwrite: bool = False, progress: Progress | None = None,
+                   retry_failed: bool = False) -> tuple[xr.Dataset, dict[str, Any]]:
     """Compute the missing points of ``exp``, store them, merge everything, write the output.
 
     Returns the merged Dataset (also written to ``exp.output``) and the counts
@@ -290,6 +290,8 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
     (see :class:`~twolayer.experiments.store.Store`), computed again with a StoreWarning;
     ``transient``: points that failed for a reason that is not their own (a lost worker or
     scheduler, an unexpected exception): the run was cut short, a rerun computes them.
+    ``retry_failed`` computes again the stored points whose status is ``failed`` (after a
+    fix, or with more memory): a failure is otherwise the point's result and is reused.
     Raises ParameterError before any work if the output belongs to another experiment
     (unless ``overwrite``), lies inside the store, or cannot be written; StoreError if a write
     fails (disk full, read-only folder) or another experiment wrote the output meanwhile (the
@@ -311,7 +313,8 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
     clean_stale_parts(exp.output.parent, before=started)
     store = Store(exp.store)
     unique = {pt.key: pt for pt in points}
-    cached = {k for k, pt in unique.items() if store.has(k, pt.payload)}
+    cached = {k for k, pt in unique.items() if store.has(k, pt.payload)
+              and not (retry_failed and store.lookup(k, pt.payload).status == "failed")}
     invalid = dict(store.invalid)
     if invalid:
         first = next(iter(invalid.items()))
