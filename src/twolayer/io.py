@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +14,8 @@ import xarray as xr
 
 from twolayer.errors import ParameterError
 
-__all__ = ["check_writable", "clean_stale_parts", "jsonable", "load_netcdf", "pid_alive",
-           "save_netcdf", "temporary", "write_error"]
+__all__ = ["atomic", "check_writable", "clean_stale_parts", "jsonable", "load_netcdf",
+           "pid_alive", "save_netcdf", "temporary", "write_error"]
 
 _PART = ".part"
 
@@ -43,6 +45,23 @@ def temporary(p: Path) -> tuple[Path, int]:
             continue
         except OSError as e:
             raise write_error(p, e) from None
+
+
+@contextlib.contextmanager
+def atomic(p: Path) -> Iterator[tuple[Path, int]]:
+    """Write ``p`` atomically: the body writes the :func:`temporary` (its path and open file
+    descriptor), which then replaces ``p``. On any failure the temporary is removed; an OSError
+    (disk full, a folder made read-only) becomes a StoreError of one line."""
+    tmp, fd = temporary(p)
+    try:
+        yield tmp, fd
+        os.replace(tmp, p)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise write_error(p, e) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_error(p: str | os.PathLike, e: OSError):
@@ -136,17 +155,9 @@ def save_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fa
         if var.dtype == bool:
             out[name] = var.astype("int8")
             out[name].attrs["dtype"] = "bool"
-    tmp, fd = temporary(p)
-    os.close(fd)
-    try:
+    with atomic(p) as (tmp, fd):
+        os.close(fd)
         out.to_netcdf(tmp, engine="scipy")
-        os.replace(tmp, p)
-    except OSError as e:  # disk full, a folder made read-only: one line, nothing left behind
-        tmp.unlink(missing_ok=True)
-        raise write_error(p, e) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return p
 
 

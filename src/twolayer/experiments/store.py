@@ -253,7 +253,7 @@ class Store:
     def put(self, record: Record, payload: dict) -> None:
         """Store ``record`` (data first, then the JSON that marks it complete); a failed write
         raises StoreError and leaves the point absent."""
-        from twolayer.io import save_netcdf, temporary, write_error
+        from twolayer.io import atomic, save_netcdf, write_error
 
         meta_path, data_path = self._paths(record.key)
         try:
@@ -273,15 +273,7 @@ class Store:
                 "has_data": record.data is not None, "stored_at": time.time(),
                 "data_sha256": data_sha, "payload": payload}
         meta["record_sha256"] = _record_hash(meta)
-        tmp, fd = temporary(meta_path)  # the umask's mode: a shared store stays readable
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(canonical_json(meta))
-            os.replace(tmp, meta_path)
-        except OSError as e:  # disk full, read-only: the point stays absent (no JSON)
-            tmp.unlink(missing_ok=True)
-            raise write_error(meta_path, e) from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        # the umask's mode (a shared store stays readable); a failed write leaves no JSON
+        with atomic(meta_path) as (_, fd), os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(canonical_json(meta))
         self.invalid.pop(record.key, None)

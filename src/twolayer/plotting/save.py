@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from twolayer.errors import ParameterError
-from twolayer.io import temporary, write_error
+from twolayer.io import atomic
 from twolayer.plotting.style import DPI
 
 __all__ = ["MARK", "figure_paths", "save_figure"]
@@ -78,15 +78,6 @@ def save_figure(fig, *paths: str | os.PathLike | None, overwrite: bool = False) 
     for p in targets:
         fmt = p.suffix.lower().lstrip(".")
         meta = {"Software": stamp} if fmt == "png" else {"Creator": stamp}
-        tmp, fd = temporary(p)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                fig.savefig(f, format=fmt, dpi=DPI, metadata=meta)
-            os.replace(tmp, p)
-        except OSError as e:  # disk full, a folder made read-only: one line
-            tmp.unlink(missing_ok=True)
-            raise write_error(p, e) from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic(p) as (_, fd), os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format=fmt, dpi=DPI, metadata=meta)
     return targets
