@@ -156,8 +156,8 @@ class Params(BaseModel):
             raise ParameterError(describe(e, cls)) from None
 
     def replace(self, **changes: Any):
-        """A validated copy with some parameters changed."""
-        return type(self).of(self.as_dict(), **changes)
+        """A validated copy with some parameters changed (objects such as overlaps kept)."""
+        return type(self).of({k: getattr(self, k) for k in type(self).model_fields}, **changes)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (lists, numbers, strings, None)."""
@@ -462,9 +462,6 @@ class _Sgd(Params):
         out = super().model_dump(**{**kw, "exclude": {"init"}})
         out["init"] = _init_json(self.init)
         return out
-
-    def replace(self, **changes: Any):
-        return type(self).of({k: getattr(self, k) for k in type(self).model_fields}, **changes)
 
     def overlaps(self, base_dir: str | None = None):
         """The ``init`` overlaps (loaded from the file when a path, sizes checked), or None."""

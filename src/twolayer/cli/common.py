@@ -183,6 +183,14 @@ def params_command(cls) -> Callable[[Callable], Callable]:
 
 
 # --------------------------------------------------------------------------- output
+def save_result(ds, out: str | None, overwrite: bool) -> None:
+    """``--out FILE.nc``: the result as NetCDF (nothing without ``--out``)."""
+    if out:
+        from twolayer.io import save_netcdf
+
+        save_netcdf(ds, out, overwrite=overwrite)
+
+
 def table(columns: dict[str, list], title: str) -> None:
     """A right-aligned table on stdout."""
     from rich.console import Console

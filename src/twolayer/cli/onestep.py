@@ -17,6 +17,7 @@ from twolayer.cli.common import (
     emit_json,
     finish,
     params_command,
+    save_result,
     status_line,
     table,
 )
@@ -52,13 +53,6 @@ def _srf(th) -> dict:
     return {k: th.attrs[k] for k in ("bulk_scale", "bulk_shrink", "spike", "alignment")}
 
 
-def _save(ds, out: str | None, overwrite: bool) -> None:
-    if out:
-        from twolayer.io import save_netcdf
-
-        save_netcdf(ds, out, overwrite=overwrite)
-
-
 def _curves(prm: OnestepTheory, with_rf: bool):
     """Theory (and the RF baseline) on a dense α grid, for a figure."""
     from twolayer.onestep import rf_theory, theory
@@ -79,7 +73,7 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
     th = theory(prm)
     elapsed = time.perf_counter() - t0
     th.attrs["seconds"] = elapsed
-    _save(th, out, overwrite)
+    save_result(th, out, overwrite)
     if plot:
         from twolayer.plotting import plot_onestep
 
@@ -139,7 +133,7 @@ def onestep_simulate(
             th = theory(th_prm)
         except TwolayerError as e:  # no spiked form, several steps: simulate anyway
             print(f"twolayer: warning: no theory: {e}", file=sys.stderr)
-    _save(sim, out, overwrite)
+    save_result(sim, out, overwrite)
     if plot:
         from twolayer.plotting import plot_onestep
 

@@ -19,6 +19,7 @@ from twolayer.cli.common import (
     emit_json,
     finish,
     params_command,
+    save_result,
     status_line,
     table,
 )
@@ -38,13 +39,6 @@ def _title(prm) -> str:
 def _with_overlaps(prm):
     """The parameters with an ``--init`` file loaded (sizes checked against --p --k)."""
     return prm if prm.init is None else prm.replace(init=prm.overlaps())
-
-
-def _save(ds, out, overwrite) -> None:
-    if out:
-        from twolayer.io import save_netcdf
-
-        save_netcdf(ds, out, overwrite=overwrite)
 
 
 def _curve(t, columns, title, elapsed, rows: int = 12) -> None:
@@ -73,7 +67,7 @@ def sgd_ode(prm: SgdOde, out: Out = None, plot: Plot = None, json_: Json = False
     t0 = time.perf_counter()
     res = ode(_with_overlaps(prm))
     elapsed = time.perf_counter() - t0
-    _save(res, out, overwrite)
+    save_result(res, out, overwrite)
     if plot:
         from twolayer.plotting import plot_sgd
 
@@ -121,7 +115,7 @@ def sgd_simulate(
                      noise=prm.noise, init=start, spherical=prm.spherical, d=prm.d)
         except TwolayerError as e:  # e.g. no valid reduction at this (p, d): simulate anyway
             print(f"twolayer: warning: no ODE: {e}", file=sys.stderr)
-    _save(sim, out, overwrite)
+    save_result(sim, out, overwrite)
     if plot:
         from twolayer.plotting import plot_sgd
 
