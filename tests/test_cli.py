@@ -7,18 +7,12 @@ import sys
 import pytest
 import xarray as xr
 
+from tests.helpers import run
 from twolayer import __version__
-from twolayer.cli import main
 
 THEORY = ["onestep", "theory", "--student", "tanh", "--teacher", "tanh", "--alpha0", "0.5",
           "--eta", "1", "--lam", "0.01", "--alpha", "0.2,1,3"]
 SIM = ["onestep", "simulate", "--alpha", "0.5,1", "--d", "120", "--seeds", "2", "--n-test", "500"]
-
-
-def run(capsys, args):
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_version_and_help(capsys):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from tests.helpers import run
 from twolayer import __version__
-from twolayer.cli import main
 from twolayer.sgd import initial_overlaps, ode
 
 ode_wide = partial(ode, reduction="wide")  # the large-width reduction
@@ -17,12 +17,6 @@ ODE = ["sgd", "ode", "--student", "erf", "--teacher", "erf", "--p", "2", "--k", 
        "--gamma", "0.5", "--t-max", "10"]
 SIM = ["sgd", "simulate", "--p", "2", "--k", "2", "--d", "100", "--gamma", "0.5", "--t-max", "2",
        "--seeds", "2"]
-
-
-def run(capsys, args):
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_ode_json_is_the_library_result(capsys):

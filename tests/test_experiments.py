@@ -18,6 +18,7 @@ import pytest
 import xarray as xr
 
 import twolayer
+from tests.helpers import run, write
 from twolayer import activations
 from twolayer.cli import main
 from twolayer.experiments import Store, expand, load_config, parse_config, run_experiment
@@ -34,18 +35,6 @@ SRC = str(Path(twolayer.__file__).resolve().parents[1])
 # Workers run with one BLAS thread, the test process may use more: the same float64 numbers up
 # to the order of summation.
 BLAS_RTOL = 1e-10
-
-
-def write(folder: Path, text: str, name: str = "cfg.toml") -> Path:
-    path = folder / name
-    path.write_text(text)
-    return path
-
-
-def run(capsys, args):
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def sim_config(params: str, sweep: str = "", d: int = 60) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import twolayer
-from twolayer.cli import main
+from tests.helpers import run
 from twolayer.experiments import figure_plan, load_config, plot_result, run_experiment
 from twolayer.io import load_netcdf
 
@@ -67,12 +67,6 @@ def results(tmp_path_factory):
 def curves(fig) -> dict:
     return {line.get_gid()[len("curve:"):]: line for ax in fig.axes for line in ax.lines
             if (line.get_gid() or "").startswith("curve:")}
-
-
-def run(capsys, args):
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --------------------------------------------------------------------------- what is drawn

@@ -19,25 +19,13 @@ import pytest
 import xarray as xr
 
 import twolayer
-from twolayer.cli import main
+from tests.helpers import run, write
 from twolayer.experiments import Store, expand, load_config, run_experiment
 from twolayer.experiments import sweep as sweep_mod
 from twolayer.experiments.store import STORE_FORMAT, content_hash
 from twolayer.io import load_netcdf, save_netcdf
 from twolayer.onestep import theory
 from twolayer.sgd import ode
-
-
-def write(folder, text, name="cfg.toml"):
-    path = folder / name
-    path.write_text(text)
-    return path
-
-
-def run(capsys, args):
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error(err):
