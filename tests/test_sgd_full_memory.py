@@ -91,7 +91,7 @@ def test_band_jacobian_gives_the_dense_trajectory(monkeypatch):
 
 
 def test_memory_estimate_refuses_before_integrating(monkeypatch, capsys):
-    monkeypatch.setattr(ode_mod, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(ode_mod, "available_bytes", lambda: 2**30)
     need = ode_mod.memory_estimate(300, 2, 61, "Radau")
     assert need > 5 * 8 * (300 * 301 // 2) ** 2  # the dense LU of Radau
     with pytest.raises(ParameterError, match=r"p = 300 .*reduction='wide'"):
@@ -116,7 +116,7 @@ def test_auto_rule(monkeypatch):
     assert ode_mod.choose_reduction(prm(2000, 1000)) == "wide"  # ~7e5 s
     with pytest.raises(ParameterError, match="p = 2000 at d = 3"):
         ode_mod.choose_reduction(prm(2000, 3))
-    monkeypatch.setattr(ode_mod, "available_memory", lambda: 10**6)
+    monkeypatch.setattr(ode_mod, "available_bytes", lambda: 10**6)
     with pytest.raises(ParameterError, match="needs about"):
         ode_mod.choose_reduction(prm(100, 3))
     assert ode_mod.choose_reduction(prm(100, 1000)) == "wide"

@@ -32,6 +32,7 @@ from scipy.integrate import solve_ivp
 
 from twolayer.errors import ConvergenceWarning, DivergenceWarning, ParameterError
 from twolayer.params import SgdOde, takes
+from twolayer.resources import available_bytes
 from twolayer.results import stamp
 from twolayer.sgd.init import Overlaps, initial_overlaps, omega_of
 from twolayer.sgd.integrals import Engine, ErfEngine, engine
@@ -227,18 +228,6 @@ def expected_evaluations(t_max: float, solver: str, dt: float) -> float:
     return 150.0 + 3.0 * t_max
 
 
-def available_memory() -> int | None:
-    """MemAvailable of /proc/meminfo in bytes (None where it cannot be read)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def _gib(b: float) -> str:
     return f"{b / 2**30:.3g} GiB"
 
@@ -246,8 +235,8 @@ def _gib(b: float) -> str:
 def check_memory(p: int, k: int, n_t: int, solver: str) -> int:
     """The memory estimate; ParameterError when it exceeds the available memory."""
     need = memory_estimate(p, k, n_t, solver)
-    avail = available_memory()
-    if avail is not None and need > avail:
+    avail = available_bytes()
+    if need > avail:
         raise ParameterError(
             f"the full ODE at p = {p} needs about {_gib(need)} with solver {solver} and "
             f"{_gib(avail)} is available; use reduction='wide' (for d >> 1), fewer units, "
@@ -301,8 +290,8 @@ def choose_reduction(prm: SgdOde) -> str:
         return "full"
     n_t = time_grid(prm.t_max, prm.per_decade).size
     solver = "LSODA" if prm.solver == "auto" else prm.solver
-    need, avail = memory_estimate(prm.p, prm.k, n_t, solver), available_memory()
-    fits = avail is None or need <= avail
+    need, avail = memory_estimate(prm.p, prm.k, n_t, solver), available_bytes()
+    fits = need <= avail
     seconds = full_seconds_estimate(prm) if fits else None
     if fits and seconds is not None and seconds <= AUTO_MAX_SECONDS:
         return "full"
