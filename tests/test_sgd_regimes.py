@@ -52,3 +52,32 @@ def test_regimes_cli(capsys):
     assert "classical" in capsys.readouterr().out
     assert main(["sgd", "regimes", "--d", "1000", "--kappa", "1"]) == 2
     assert main(["sgd", "regimes", "--kappa", "-1", "--delta", "0"]) == 2
+
+
+def _one_step_jump(d: int, delta: float) -> float:
+    """Mean |ΔQ_jj| over the first SGD step, p = d (κ = 1), γ = d^(−δ), 16 runs."""
+    import numpy as np
+
+    from twolayer.sgd import simulate
+
+    gamma = d ** (-delta)
+    ds = simulate(p=d, k=1, d=d, gamma=gamma, t_max=2 * gamma / (d * d), seeds=16,
+                  per_decade=40)
+    q = ds.Q_diag.values if "Q_diag" in ds else np.einsum("stjj->stj", ds.Q.values)
+    first = int(np.flatnonzero(ds.steps.values == 1)[0])
+    return float(np.abs(q[:, first] - q[:, 0]).mean())
+
+
+def test_between_the_two_no_ode_edges_one_step_vanishes():
+    """κ = 1, δ = −1.25 lies beyond the authors' edge δ = −(1 + κ)/2 = −1 but inside the package's
+    κ + δ > −½: one step moves Q_jj by γ²/(p²d) = d^(−1/2) → 0, so an ODE can hold. From d = 64 to
+    d = 512 the predicted shrink is at least √8 ≈ 2.8 (measured 5.6: the gradient part falls
+    faster); beyond the package's edge (δ = −1.75) one step moves Q_jj by O(1),
+    more as d grows."""
+    assert classify_exponents(1.0, -1.25).name == "variance-dominated"
+    assert "no-ODE" in classify_exponents(1.0, -1.25).note
+    small, large = _one_step_jump(64, -1.25), _one_step_jump(512, -1.25)
+    assert large < 0.01 and large < 0.25 * small  # measured 0.0040 and 0.023
+    small, large = _one_step_jump(64, -1.75), _one_step_jump(512, -1.75)
+    assert large > 1.0 and large > small  # measured 1.67 and 1.10: an O(1) move, no ODE
+    assert classify_exponents(1.0, -1.75).name == "no-ODE"

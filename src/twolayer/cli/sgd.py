@@ -170,4 +170,5 @@ def sgd_regimes(
     print(f"regime: {reg.name}\n  {reg.description}\n"
           f"  SGD steps per unit of t: {reg.steps_per_unit_time}\n"
           f"  weight of the (γ/p) variance term: {reg.variance_weight}\n"
-          f"  surviving terms: {'; '.join(reg.terms) or 'none (no ODE)'}")
+          f"  surviving terms: {'; '.join(reg.terms) or 'none (no ODE)'}"
+          + (f"\n  note: {reg.note}" if reg.note else ""))

@@ -229,7 +229,7 @@ def sgd_phases(results: dict[str, xr.Dataset], size: dict):
     delta = np.linspace(-2.0, 1.0, n)
     idx = phase_map(kappa, delta).T  # rows κ, columns δ
     colors = ["#a1d99b", "#74c476", "#3182bd", "#6baed6", "#fdae6b", "#ef8a8a"]
-    fig = style.new_figure()
+    fig = style.new_figure((style.FIGSIZE[0], style.FIGSIZE[1] * 1.45))
     ax = fig.subplots()
     ax.pcolormesh(delta, kappa, idx, shading="nearest", cmap=ListedColormap(colors),
                   vmin=-0.5, vmax=len(PHASES) - 0.5)
@@ -240,6 +240,9 @@ def sgd_phases(results: dict[str, xr.Dataset], size: dict):
     ax.plot(-(1 + kappa) / 2, kappa, ":", color="0.1", lw=1.2,
             label="the authors' no-ODE edge δ = −(1 + κ)/2")
     ax.plot([0], [0], "o", color=colors[2], ms=7)
+    # checked by simulation (twolayer.sgd.regimes docstring): one step's move of Q_jj vanishes here
+    ax.plot([-1.25], [1.0], "*", color="k", ms=9,
+            label="SGD simulated at κ = 1, δ = −1.25: one step's move of Q_jj → 0 (ODE holds)")
     ax.annotate("Saad & Solla\n(p, γ fixed)", (0, 0), (0.2, 0.12), fontsize=style.LEGEND_SIZE,
                 arrowprops={"arrowstyle": "-", "lw": 0.5})
     labels = {"classical": "perfect learning — classical (κ = 0, δ > 0)",
@@ -251,7 +254,7 @@ def sgd_phases(results: dict[str, xr.Dataset], size: dict):
     handles = [Patch(color=c, label=labels[name]) for c, name in zip(colors, PHASES,
                                                                        strict=True)]
     handles += ax.get_legend_handles_labels()[0]
-    style.legend(ax, handles=handles, loc="upper right", frameon=True, framealpha=0.9)
+    style.legend(ax, handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=1)
     ax.set_xlim(delta[0], delta[-1])
     ax.set_ylim(kappa[0] - 0.02, kappa[-1])  # the classical line κ = 0 fully visible
     style.decorate(ax, x="δ   (learning rate γ ∝ d^(−δ))", y="κ   (width p ∝ d^κ)",
