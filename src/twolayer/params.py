@@ -514,8 +514,9 @@ class SgdOde(_Sgd):
     atol: float = _doc("absolute tolerance", default=1e-10, gt=0)
     n_nu: int | None = _doc("wide reduction: Gauss–Hermite nodes per ν-axis (default: a "
                             "trapezoid rule)", default=None, ge=2)
-    n_z: int | None = _doc("wide reduction: Gauss–Hermite nodes of the z-moments (default: "
-                           "a trapezoid rule)", default=None, ge=2)
+    n_z: int | None = _doc("wide reduction: Gauss–Hermite nodes of the z-moments where they "
+                           "are not closed (closed: linear, square, relu, erf; default: a "
+                           "trapezoid rule)", default=None, ge=2)
 
 
 class SgdSimulate(_Sgd):
