@@ -45,8 +45,23 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    activations: Annotated[str | None, typer.Option(
+        "--activations", metavar="MODULE[,MODULE]",
+        help="Import these modules (dotted names, comma-separated) before anything else: "
+        "activations they register are usable by name (--student, --teacher). Installed "
+        "plugins of the entry-point group 'twolayer.activations' load by themselves.")] = None,
 ) -> None:
     """twolayer: theory curves beside simulations, for two-layer networks."""
+    if activations is not None:
+        from twolayer.activations import load_modules
+
+        names = [m.strip() for m in activations.split(",")]
+        if not all(names):
+            raise UserError(f"--activations: expected MODULE[,MODULE]; got {activations!r}")
+        try:
+            load_modules(names)
+        except TwolayerError as e:
+            raise UserError(f"--activations: {e}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,9 +5,10 @@ round-trip floats) of its *payload*: store format, package version, model, metho
 parameter after defaults and derived values are filled in (seed, seeds and d included), the
 ``init`` overlaps themselves rather than their file name, a fingerprint of each activation
 (its values and derivatives on a fixed grid, so an activation re-registered under the same name
-with a different function gets a different key), and a hash of the package's computing code
-(every module but the command line, experiments, plotting and I/O), so results of a development
-checkout are not reused after its code changed under an unchanged version number.
+with a different function gets a different key, and the plugin module that registered it),
+and a hash of the package's computing code (every module but the command line, experiments,
+plotting and I/O), so results of a development checkout are not reused after its code changed
+under an unchanged version number.
 
 Layout: ``<root>/<key[:2]>/<key>.nc`` (the point's Dataset, when it has one) and
 ``<key>.json`` (status, reason, seconds and the payload itself). Both are written to a temporary
@@ -74,8 +75,10 @@ def _rounded(a) -> list:
     return [float(f"{v:.12g}") if math.isfinite(v) else str(v) for v in flat.tolist()]
 
 
-def activation_fingerprint(name: str) -> dict[str, str]:
-    """{"name", "sha256"}: a hash of σ, σ' and σ'' (when given) on a fixed grid of points."""
+def activation_fingerprint(name: str) -> dict[str, str | None]:
+    """{"name", "sha256", "plugin"}: a hash of σ, σ' and σ'' (when given) on a fixed grid of
+    points, and the plugin module that registered it (:func:`twolayer.activations.source`;
+    None for a built-in or an activation registered by the calling code)."""
     from twolayer import activations
 
     act = activations.get(name)
@@ -84,7 +87,8 @@ def activation_fingerprint(name: str) -> dict[str, str]:
         values = {"fn": _rounded(act.fn(x)), "deriv": _rounded(act.deriv(x)),
                   "deriv2": None if act.deriv2 is None else _rounded(act.deriv2(x)),
                   "kinks": [float(k) for k in act.kinks]}
-    return {"name": act.name, "sha256": content_hash(values)}
+    return {"name": act.name, "sha256": content_hash(values),
+            "plugin": activations.source(act.name)}
 
 
 _NOT_COMPUTING = {"cli", "__main__", "experiments", "plotting", "io", "reproduce"}
