@@ -1,7 +1,8 @@
 """The command line ``twolayer`` (thin: parse, call the library, print or save).
 
 One module per command group — :mod:`~twolayer.cli.onestep`, :mod:`~twolayer.cli.sgd`,
-:mod:`~twolayer.cli.experiments` (run, show, plot), :mod:`~twolayer.cli.reproduce` — and
+:mod:`~twolayer.cli.experiments` (run, show, plot), :mod:`~twolayer.cli.store` (store ls|gc),
+:mod:`~twolayer.cli.reproduce` — and
 :mod:`~twolayer.cli.common` for what they share (options built from the parameter objects of
 :mod:`twolayer.params`, errors, output). User mistakes exit with status 2 and one line on stderr;
 a result that is not ok exits 3, a run cut short 4 (:func:`twolayer.cli.common.exit_status`).
@@ -15,7 +16,7 @@ from typing import Annotated
 import typer
 
 from twolayer import __version__
-from twolayer.cli import experiments, onestep, reproduce, sgd
+from twolayer.cli import experiments, onestep, reproduce, sgd, store
 from twolayer.cli.common import EXIT_HELP, EXIT_USAGE, UserError, error, warnings_to_stderr
 from twolayer.errors import TwolayerError
 
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 app.add_typer(onestep.app, name="onestep")
 app.add_typer(sgd.app, name="sgd")
+app.add_typer(store.app, name="store")
 experiments.register(app)
 reproduce.register(app)
 

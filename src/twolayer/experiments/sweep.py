@@ -344,6 +344,7 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
             except OSError as e:
                 raise ParameterError(f"cannot create the store folder {str(exp.store)!r}: "
                                      f"{e.strerror or e}") from None
+            stack.enter_context(store.writing())  # `twolayer store gc` waits for us
         if progress is not None:
             progress.start(len(todo), len(cached))
             stack.callback(progress.stop)
