@@ -28,21 +28,37 @@ quadrature, not the built-in's closed forms.
 Use :func:`get` to look an activation up by name (an unknown name raises
 :class:`~twolayer.errors.UnknownActivationError` listing the known ones) and :func:`register` to
 add a Python callable.
+
+Plugins (no code is ever evaluated from text, only modules are imported by name):
+
+- :func:`load_modules` imports modules that call :func:`register` when imported (the command
+  line's ``--activations pkg.acts`` and an experiment file's ``activations = ["pkg.acts"]``);
+- the entry-point group ``twolayer.activations`` (``importlib.metadata``): each entry point is
+  a module, or a callable that registers activations when called with no arguments. The group is
+  loaded once, lazily, the first time :func:`get` is asked for a name that is not registered.
+
+Either way the registering module is remembered (:func:`source`): the experiment store keys a
+point on it, a Dask worker imports it before computing, and results record it. A module that
+cannot be imported, or a plugin that raises, is a :class:`~twolayer.errors.PluginError` of one
+line naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
 
 from twolayer import gaussian
-from twolayer.errors import ParameterError, UnknownActivationError
+from twolayer.errors import ParameterError, PluginError, UnknownActivationError
 
-__all__ = ["Activation", "available", "get", "register"]
+__all__ = ["ENTRY_POINT_GROUP", "Activation", "available", "get", "load_entry_points",
+           "load_modules", "loaded_modules", "register", "source"]
 
 Array = np.ndarray
 Fn = Callable[[Array], Array]
@@ -134,6 +150,13 @@ class Activation:
 
 _REGISTRY: dict[str, Activation] = {}
 _BUILTINS: dict[str, Activation] = {}  # the built-in objects, whatever the registry holds now
+_SOURCES: dict[str, str] = {}  # name → the plugin (module, or entry point value) that registered it
+_LOADING: list[str] = []  # the plugins being imported now (innermost last)
+_LOADED: dict[str, None] = {}  # plugins imported so far, in order
+_ENTRY_POINTS_LOADED = False
+ENTRY_POINT_GROUP = "twolayer.activations"
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_TARGET = re.compile(_DOTTED.pattern + r"(:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)?")
 
 
 def register(
@@ -174,6 +197,10 @@ def register(
 
         act = Activation(name=name, fn=fn, deriv=deriv, deriv2=deriv2, kinks=tuple(kinks))
     _REGISTRY[name] = act
+    if _LOADING:
+        _SOURCES[name] = _LOADING[-1]
+    else:
+        _SOURCES.pop(name, None)
     return act
 
 
@@ -195,15 +222,106 @@ def available() -> list[str]:
 
 
 def get(name: str | Activation) -> Activation:
-    """The activation registered as ``name``; an Activation passes through."""
+    """The activation registered as ``name``; an Activation passes through.
+
+    A name that is not registered loads the ``twolayer.activations`` entry points (once) and is
+    looked up again; a plugin that fails to load raises PluginError.
+    """
     if isinstance(name, Activation):
         return name
+    if isinstance(name, str) and name not in _REGISTRY and not _ENTRY_POINTS_LOADED:
+        load_entry_points()
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
         raise UnknownActivationError(
             f"unknown activation {name!r}; known: {', '.join(available())}"
         ) from None
+
+
+def source(name: str) -> str | None:
+    """The plugin that registered ``name`` (a module name, or an entry point's ``module:attr``
+    value); None for a built-in or a function registered by the user's own code."""
+    return _SOURCES.get(name)
+
+
+def loaded_modules() -> list[str]:
+    """The plugins imported so far (:func:`load_modules` and entry points), in order."""
+    return list(_LOADED)
+
+
+@contextlib.contextmanager
+def _loading(target: str) -> Iterator[None]:
+    _LOADING.append(target)
+    try:
+        yield
+    finally:
+        _LOADING.pop()
+
+
+def _one_line(e: BaseException) -> str:
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+def _load(target: str, label: str) -> None:
+    """Import ``target`` ("pkg.mod" or "pkg.mod:attr"); call ``attr`` when it is callable."""
+    import importlib
+
+    if target in _LOADED:
+        return
+    mod_name, _, attr = target.partition(":")
+    with _loading(target):
+        try:
+            obj = importlib.import_module(mod_name)
+            for part in filter(None, attr.split(".")):
+                obj = getattr(obj, part)
+            if attr and callable(obj):
+                obj()
+        except PluginError:
+            raise
+        except Exception as e:  # a broken plugin: its name and the first line of the error
+            raise PluginError(f"{label} failed to load: {_one_line(e)}") from None
+    _LOADED[target] = None
+
+
+def load_modules(modules: Iterable[str]) -> list[str]:
+    """Import activation modules by name (each registers activations when imported).
+
+    Each entry is a dotted module name (``pkg.acts``), or ``pkg.acts:setup`` to call
+    ``setup()`` after the import (the form of an entry point's value; how workers reload the
+    plugins recorded by :func:`source`). A plugin already loaded is not imported again.
+    Returns the names. Raises ParameterError for anything that is not such a name (nothing is
+    evaluated) and PluginError (one line, naming the module) when the import fails.
+    """
+    names = list(modules)
+    for m in names:
+        if not isinstance(m, str) or not _TARGET.fullmatch(m):
+            raise ParameterError(f"activation module {m!r} is not a dotted module name "
+                                 "(e.g. mypkg.activations)")
+    for m in names:
+        _load(m, f"activation module {m!r}")
+    return names
+
+
+def load_entry_points() -> list[str]:
+    """Load every entry point of the group ``twolayer.activations`` (once per process).
+
+    Returns their values (``module`` or ``module:attr``); PluginError names a broken one.
+    """
+    global _ENTRY_POINTS_LOADED
+    from importlib.metadata import entry_points
+
+    _ENTRY_POINTS_LOADED = True
+    done = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if not _TARGET.fullmatch(ep.value.replace(" ", "")):  # "module" or "module:attr"
+            raise PluginError(f"activation plugin {ep.name!r} has an invalid entry point "
+                              f"value {ep.value!r}")
+        value = ep.value.replace(" ", "")
+        _load(value, f"activation plugin {ep.name!r} ({value})")
+        done.append(ep.value)
+    return done
 
 
 # --------------------------------------------------------------------------- built-ins

@@ -16,6 +16,10 @@ class UnknownActivationError(ParameterError, KeyError):
         return str(self.args[0])
 
 
+class PluginError(ParameterError):
+    """An activation module or entry-point plugin that cannot be loaded; the message names it."""
+
+
 class ConfigError(ParameterError):
     """An experiment file that cannot be read or validated; the message names the field."""
 

@@ -15,7 +15,7 @@ import xarray as xr
 from twolayer.errors import ParameterError
 
 __all__ = ["atomic", "check_writable", "clean_stale_parts", "jsonable", "load_netcdf",
-           "pid_alive", "save_netcdf", "temporary", "write_error"]
+           "parts", "pid_alive", "save_netcdf", "temporary", "write_error"]
 
 _PART = ".part"
 
@@ -88,40 +88,55 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale_parts(folder: str | os.PathLike, *, before: float,
-                      recursive: bool = False) -> int:
-    """Remove the abandoned temporaries (``*.part``) of writers killed in ``folder``.
+def parts(folder: str | os.PathLike, *, before: float,
+          recursive: bool = False) -> list[tuple[Path, bool]]:
+    """The temporaries (``*.part``) in ``folder``, each with whether it is stale.
 
-    A temporary of :func:`temporary` written on this machine is removed when its writer's PID
+    A temporary of :func:`temporary` written on this machine is stale when its writer's PID
     is not running and it is older than ``before`` (the run's start); one of another machine,
-    or without a PID (an older twolayer's mkstemp names), only when it is a day old. Returns
-    how many were removed; files that cannot be removed are left.
+    or without a PID (an older twolayer's mkstemp names), only when it is a day old.
     """
     import re
     import time
 
     root = Path(folder)
     if not root.is_dir():
-        return 0
+        return []
     ours = re.compile(r"^\..+\.(\d+)-([0-9a-f]{8})\.[0-9a-f]+\.part$")
     legacy = re.compile(r"^\..+\.[0-9a-z_]{8}\.part$")
     host, now = _host(), time.time()
-    removed = 0
+    found = []
     for path in root.rglob(f"*{_PART}") if recursive else root.glob(f"*{_PART}"):
         m = ours.match(path.name)
         if m is None and legacy.match(path.name) is None:
             continue
         try:
             mtime = path.stat().st_mtime
-            if m is not None and m.group(2) == host:
-                stale = mtime < before and not pid_alive(int(m.group(1)))
-            else:
-                stale = mtime < min(before, now - _STALE_ELSEWHERE_S)
-            if stale and path.is_file():
-                path.unlink()
-                removed += 1
+            if not path.is_file():
+                continue
         except OSError:
             continue
+        if m is not None and m.group(2) == host:
+            stale = mtime < before and not pid_alive(int(m.group(1)))
+        else:
+            stale = mtime < min(before, now - _STALE_ELSEWHERE_S)
+        found.append((path, stale))
+    return found
+
+
+def clean_stale_parts(folder: str | os.PathLike, *, before: float,
+                      recursive: bool = False) -> int:
+    """Remove the abandoned temporaries (``*.part``) of writers killed in ``folder`` (stale as
+    :func:`parts` says: never a live writer's). Returns how many were removed; files that
+    cannot be removed are left."""
+    removed = 0
+    for path, stale in parts(folder, before=before, recursive=recursive):
+        if stale:
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                continue
     return removed
 
 

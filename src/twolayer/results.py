@@ -10,7 +10,9 @@ Attributes of every result (:data:`REQUIRED`):
   from then on); ``stopped`` (interrupted before the end); ``failed`` (nothing or only part was
   computed: a solver gave up or an error was raised);
 - ``message`` — what happened and what to try ("" when ok);
-- ``seconds`` — wall time of the computation (optional, never part of the data).
+- ``seconds`` — wall time of the computation (optional, never part of the data);
+- ``activation_modules`` — JSON ``{role: module}`` of the student/teacher activations that a
+  plugin module registered (``--activations``, entry points; only when there is one).
 
 Element-wise verdicts of a single result live in its own variables: ``converged`` (one-step
 theory, per (alpha, lam)), ``diverged_at`` (simulations, per seed). A sweep's points fail
@@ -55,7 +57,24 @@ def stamp(ds: xr.Dataset, prm, status: str = "ok", message: str = "", **extra) -
         raise ValueError(f"unknown status {status!r}")
     ds.attrs.update(model=prm.model, method=prm.method, version=twolayer.__version__,
                     params=prm.to_json(), status=status, message=message, **extra)
+    plugins = activation_plugins(prm)
+    if plugins:
+        ds.attrs["activation_modules"] = json.dumps(plugins, sort_keys=True)
     return ds
+
+
+def activation_plugins(prm) -> dict[str, str]:
+    """{role: plugin module} for the student and teacher activations of ``prm`` that a plugin
+    module registered (:func:`twolayer.activations.source`); empty for built-ins."""
+    from twolayer import activations
+
+    out = {}
+    for role in ("student", "teacher"):
+        name = getattr(prm, role, None) if not isinstance(prm, dict) else prm.get(role)
+        src = activations.source(name) if isinstance(name, str) else None
+        if src:
+            out[role] = src
+    return out
 
 
 def validate(ds: xr.Dataset) -> xr.Dataset:

@@ -1,7 +1,8 @@
 """The command line ``twolayer`` (thin: parse, call the library, print or save).
 
 One module per command group — :mod:`~twolayer.cli.onestep`, :mod:`~twolayer.cli.sgd`,
-:mod:`~twolayer.cli.experiments` (run, show, plot), :mod:`~twolayer.cli.reproduce` — and
+:mod:`~twolayer.cli.experiments` (run, show, plot), :mod:`~twolayer.cli.store` (store ls|gc),
+:mod:`~twolayer.cli.reproduce` — and
 :mod:`~twolayer.cli.common` for what they share (options built from the parameter objects of
 :mod:`twolayer.params`, errors, output). User mistakes exit with status 2 and one line on stderr;
 a result that is not ok exits 3, a run cut short 4 (:func:`twolayer.cli.common.exit_status`).
@@ -15,7 +16,7 @@ from typing import Annotated
 import typer
 
 from twolayer import __version__
-from twolayer.cli import experiments, onestep, reproduce, sgd
+from twolayer.cli import experiments, onestep, reproduce, sgd, store
 from twolayer.cli.common import EXIT_HELP, EXIT_USAGE, UserError, error, warnings_to_stderr
 from twolayer.errors import TwolayerError
 
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 app.add_typer(onestep.app, name="onestep")
 app.add_typer(sgd.app, name="sgd")
+app.add_typer(store.app, name="store")
 experiments.register(app)
 reproduce.register(app)
 
@@ -45,8 +47,23 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    activations: Annotated[str | None, typer.Option(
+        "--activations", metavar="MODULE[,MODULE]",
+        help="Import these modules (dotted names, comma-separated) before anything else: "
+        "activations they register are usable by name (--student, --teacher). Installed "
+        "plugins of the entry-point group 'twolayer.activations' load by themselves.")] = None,
 ) -> None:
     """twolayer: theory curves beside simulations, for two-layer networks."""
+    if activations is not None:
+        from twolayer.activations import load_modules
+
+        names = [m.strip() for m in activations.split(",")]
+        if not all(names):
+            raise UserError(f"--activations: expected MODULE[,MODULE]; got {activations!r}")
+        try:
+            load_modules(names)
+        except TwolayerError as e:
+            raise UserError(f"--activations: {e}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from twolayer.cli.common import Json, Overwrite, Scheduler, finish, resumable
+from twolayer.cli.common import Json, Overwrite, Scheduler, UserError, finish, resumable
 
 Workers = Annotated[int, typer.Option(
     "--workers", help="Local Dask worker processes, one thread each (0: compute in this process, "
@@ -124,34 +124,49 @@ def _result_path(result: str) -> str:
 
 
 def plot_command(
-    result: Annotated[str, typer.Argument(
-        metavar="RESULT", help="A result file (.nc) of `twolayer run` or of a command's --out, "
-        "or the experiment file that wrote it.")],
+    results: Annotated[list[str], typer.Argument(
+        metavar="RESULT...", help="Result files (.nc) of `twolayer run` or of a command's "
+        "--out, or the experiment files that wrote them. Several are drawn on one pair of "
+        "axes (e.g. a theory and a simulation).")],
     out: Annotated[str | None, typer.Option(
-        "--out", help="FILE.png or FILE.pdf: both are written. Default: next to the result, "
-        "same name.")] = None,
+        "--out", help="FILE.png or FILE.pdf: both are written. Default: next to the (first) "
+        "result, same name.")] = None,
     x: Annotated[str | None, typer.Option(
         "--x", help="Horizontal axis: alpha (one-step) or t (sgd) by default, or a swept "
         "parameter (each run then taken at its largest alpha / final t).")] = None,
     kind: Annotated[str, typer.Option(
         "--kind", help="auto, curves, panels (one per value of a second parameter) or heatmap "
-        "(two swept parameters).")] = "auto",
+        "(two swept parameters). Several results: curves only.")] = "auto",
+    errors: Annotated[str, typer.Option(
+        "--errors", help="Simulations' error bars and bands: std (mean +- std over the N "
+        "seeds) or se (mean +- standard error, std/sqrt(N)); the legend says which.")] = "std",
+    logx: Annotated[bool, typer.Option("--logx", help="Logarithmic horizontal axis.")] = False,
+    logy: Annotated[bool, typer.Option("--logy", help="Logarithmic vertical axis.")] = False,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace an existing file that is not a twolayer figure.")] = False,
     json_: Json = False,
 ) -> None:
-    """Draw the natural figure of a result, as PNG and PDF.
+    """Draw the natural figure of a result, or several results on one pair of axes, as PNG
+    and PDF.
 
     Learning curves (test error vs alpha, the eta = 0 random-features baseline dashed,
     simulations with mean +- std error bars) for the one-step model; excess risk vs time on
     log-log axes for sgd (simulations with a +-1 std band); one curve per swept value, panels for
     a second swept parameter, a heat map (value at the largest alpha / final t) for two
     parameters on a larger grid. Points that failed are left out and named in the legend.
+    Several results (a theory and a simulation: `twolayer plot theory.nc sim.nc`) share one
+    pair of axes, each legend entry naming its file and method; results whose horizontal axes
+    or quantities differ are refused.
     """
     from twolayer.io import dumps
     from twolayer.plotting.results import plot_file
 
-    info = plot_file(_result_path(result), out, x=x, kind=kind, overwrite=overwrite)
+    if errors not in ("std", "se"):
+        raise UserError(f"--errors: must be std or se; got {errors!r}")
+    files = [_result_path(r) for r in results]
+    info = plot_file(files if len(files) > 1 else files[0], out, x=x, kind=kind,
+                     overwrite=overwrite, errors=errors, logx=True if logx else None,
+                     logy=True if logy else None)
     if json_:
         print(dumps(info))
         return

@@ -7,6 +7,7 @@ options: ``alpha0``, ``t_max`` or ``t-max`` …), optional sweep axes and where 
     method = "theory"                 # onestep: "theory" | "simulate"; sgd: "ode" | "simulate"
     output = "curves.nc"              # default: <file stem>.nc next to the file
     store = "twolayer-store"          # per-point cache folder, default next to the file
+    activations = ["mypkg.acts"]      # modules that register activations (imported, by name)
 
     [params]                          # anything left out takes the command line's default
     alpha0 = 0.5
@@ -57,6 +58,7 @@ class _File(BaseModel):
     description: str = ""
     output: str | None = None
     store: str | None = None
+    activations: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
     sweep: dict[str, Any] = Field(default_factory=dict)
 
@@ -80,6 +82,7 @@ class Experiment:
     source: str = "<config>"
     description: str = ""
     raw_params: dict[str, Any] = field(default_factory=dict)
+    activations: tuple[str, ...] = ()  # plugin modules imported before validation
 
     @property
     def param_model(self) -> type[Params]:
@@ -210,6 +213,13 @@ def parse_config(text: str, *, base_dir: str | os.PathLike = ".", source: str = 
         raise ConfigError(f"{src}: method: {top.method!r} is not a method of model "
                           f"{top.model!r}; choose {' or '.join(repr(m) for m in methods)}")
     cls = METHODS[(top.model, top.method)]
+    if top.activations:  # modules that register activations: imported before the parameters
+        from twolayer.activations import load_modules
+
+        try:
+            load_modules(top.activations)
+        except ParameterError as e:
+            raise ConfigError(f"{src}: activations: {e}") from None
     base_dir = Path(base_dir).resolve()
     raw_params = _normalise_keys(top.params, "params", src)
     params = _validate(cls, raw_params, "params", src)
@@ -239,6 +249,7 @@ def parse_config(text: str, *, base_dir: str | os.PathLike = ".", source: str = 
         output=_path(top.output or f"{default_stem}.nc", base_dir),
         store=_path(top.store or "twolayer-store", base_dir), base_dir=base_dir,
         text=text, source=src, description=top.description, raw_params=raw_params,
+        activations=tuple(top.activations),
     )
     n = math.prod(exp.shape)
     if n > MAX_POINTS:

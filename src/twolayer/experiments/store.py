@@ -5,9 +5,10 @@ round-trip floats) of its *payload*: store format, package version, model, metho
 parameter after defaults and derived values are filled in (seed, seeds and d included), the
 ``init`` overlaps themselves rather than their file name, a fingerprint of each activation
 (its values and derivatives on a fixed grid, so an activation re-registered under the same name
-with a different function gets a different key), and a hash of the package's computing code
-(every module but the command line, experiments, plotting and I/O), so results of a development
-checkout are not reused after its code changed under an unchanged version number.
+with a different function gets a different key, and the plugin module that registered it),
+and a hash of the package's computing code (every module but the command line, experiments,
+plotting and I/O), so results of a development checkout are not reused after its code changed
+under an unchanged version number.
 
 Layout: ``<root>/<key[:2]>/<key>.nc`` (the point's Dataset, when it has one) and
 ``<key>.json`` (status, reason, seconds and the payload itself). Both are written to a temporary
@@ -22,16 +23,24 @@ another, edited values, a flipped bit, a truncated or garbage file, an edited ``
 record missing a field all make the point *invalid*, which is treated as absent (the run
 computes it again and says so). These are checksums against accidents (copies, edits, broken
 disks), not signatures: whoever can write the store can forge a record.
+
+Locks: a run that writes points holds a writer lock, ``<root>/.writer.<pid>-<host>.<random>.lock``
+(:meth:`Store.writing`; several runs may write one store at once), and ``twolayer store gc``
+holds ``<root>/.gc.lock`` (:meth:`Store.cleaning`); each refuses while the other is held by a
+live process. A lock left by a killed process (its PID is not running on this machine) is
+ignored and removed by the next gc; one of another machine counts as live.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,8 +83,10 @@ def _rounded(a) -> list:
     return [float(f"{v:.12g}") if math.isfinite(v) else str(v) for v in flat.tolist()]
 
 
-def activation_fingerprint(name: str) -> dict[str, str]:
-    """{"name", "sha256"}: a hash of σ, σ' and σ'' (when given) on a fixed grid of points."""
+def activation_fingerprint(name: str) -> dict[str, str | None]:
+    """{"name", "sha256", "plugin"}: a hash of σ, σ' and σ'' (when given) on a fixed grid of
+    points, and the plugin module that registered it (:func:`twolayer.activations.source`;
+    None for a built-in or an activation registered by the calling code)."""
     from twolayer import activations
 
     act = activations.get(name)
@@ -84,7 +95,8 @@ def activation_fingerprint(name: str) -> dict[str, str]:
         values = {"fn": _rounded(act.fn(x)), "deriv": _rounded(act.deriv(x)),
                   "deriv2": None if act.deriv2 is None else _rounded(act.deriv2(x)),
                   "kinks": [float(k) for k in act.kinks]}
-    return {"name": act.name, "sha256": content_hash(values)}
+    return {"name": act.name, "sha256": content_hash(values),
+            "plugin": activations.source(act.name)}
 
 
 _NOT_COMPUTING = {"cli", "__main__", "experiments", "plotting", "io", "reproduce"}
@@ -176,6 +188,93 @@ class Store:
         self.root = Path(root)
         self.invalid: dict[str, str] = {}
 
+    # ------------------------------------------------------------------ locks
+    def _lock_owner(self, path: Path) -> tuple[int, bool] | None:
+        """(pid, alive) of a lock file, None if it vanished."""
+        from twolayer.io import _host, pid_alive
+
+        try:
+            text = path.read_text().split()
+        except OSError:
+            return None
+        try:
+            pid, host = int(text[0]), text[1] if len(text) > 1 else ""
+        except (ValueError, IndexError):
+            return -1, True  # being written this instant: live
+        return pid, (pid_alive(pid) if host == _host() else True)
+
+    def writers(self) -> list[tuple[Path, int, bool]]:
+        """The writer locks: (path, pid, alive)."""
+        out = []
+        for path in sorted(self.root.glob(".writer.*.lock")):
+            owner = self._lock_owner(path)
+            if owner is not None:
+                out.append((path, *owner))
+        return out
+
+    def _take(self, path: Path) -> None:
+        """Create the lock ``path`` holding "<pid> <host>"; a dead process's lock is taken
+        over, a live one's is a StoreError."""
+        from twolayer.io import _host, write_error
+
+        while True:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                owner = self._lock_owner(path)
+                if owner is not None and owner[1]:
+                    from twolayer.errors import StoreError
+
+                    raise StoreError(f"the store {str(self.root)!r} is being cleaned by "
+                                     f"`twolayer store gc` (pid {owner[0]}); run again when "
+                                     "it is done") from None
+                path.unlink(missing_ok=True)  # a dead process's lock
+                continue
+            except OSError as e:
+                raise write_error(path, e) from None
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{os.getpid()} {_host()}\n")
+            return
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold a writer lock while points are written (StoreError while a gc runs)."""
+        import secrets
+
+        from twolayer.io import _host
+
+        lock = self.root / f".writer.{os.getpid()}-{_host()}.{secrets.token_hex(4)}.lock"
+        self._take(lock)
+        try:
+            gc = self._lock_owner(self.root / ".gc.lock")
+            if gc is not None and gc[1]:
+                from twolayer.errors import StoreError
+
+                raise StoreError(f"the store {str(self.root)!r} is being cleaned by "
+                                 f"`twolayer store gc` (pid {gc[0]}); run again when it is done")
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def cleaning(self) -> Iterator[list[Path]]:
+        """Hold the gc lock; StoreError while a live writer holds a writer lock. Yields the
+        writer locks of dead processes (for the gc to remove)."""
+        from twolayer.errors import StoreError
+
+        lock = self.root / ".gc.lock"
+        self._take(lock)
+        try:
+            live = [(p, pid) for p, pid, alive in self.writers() if alive]
+            if live:
+                raise StoreError(f"a twolayer run (pid {live[0][1]}) is writing the store "
+                                 f"{str(self.root)!r} (lock {live[0][0].name}); run gc when "
+                                 "it is done")
+            yield [p for p, _, alive in self.writers() if not alive]
+        finally:
+            lock.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ points
     def _paths(self, key: str) -> tuple[Path, Path]:
         folder = self.root / key[:2]
         return folder / f"{key}.json", folder / f"{key}.nc"

@@ -344,6 +344,7 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
             except OSError as e:
                 raise ParameterError(f"cannot create the store folder {str(exp.store)!r}: "
                                      f"{e.strerror or e}") from None
+            stack.enter_context(store.writing())  # `twolayer store gc` waits for us
         if progress is not None:
             progress.start(len(todo), len(cached))
             stack.callback(progress.stop)
@@ -385,6 +386,11 @@ def run_experiment(exp: Experiment, *, workers: int = 2, scheduler: str | None =
     timings = {"wall_s": wall, "run_s": t_run, "compute_s": compute_s,
                "mean_point_s": compute_s / len(fresh) if fresh else 0.0}
     ds.attrs["timings"] = json.dumps(timings)
+    modules = set(exp.activations) | {fp["plugin"] for pt in points
+                                      for fp in pt.payload["activations"].values()
+                                      if fp.get("plugin")}
+    if modules:
+        ds.attrs["activation_modules"] = json.dumps(sorted(modules))
     summarize(ds)  # the result must read back (schema, summary) before it is written
     _save_output(ds, exp, key, before)
     return ds, {**counts, **timings, "invalid": len(invalid), "transient": transient}

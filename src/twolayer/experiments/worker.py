@@ -1,8 +1,9 @@
 """One point of a sweep: call the library function, judge its result, never raise.
 
 :func:`compute_point` runs on a Dask worker (or in-process with ``--workers 0``). It gets the
-point's key and payload (see :mod:`twolayer.experiments.store`), checks that this process has
-the same package version and the same activation definitions as the client, builds the
+point's key and payload (see :mod:`twolayer.experiments.store`), imports the plugin modules
+that define its activations, checks that this process has the same package version and the same
+activation definitions as the client, builds the
 parameter object from the payload, computes it with warnings recorded, checks the result
 against the schema (:func:`twolayer.results.validate`) and returns a
 :class:`~twolayer.experiments.store.Record`.
@@ -62,6 +63,15 @@ def _check_environment(payload: dict) -> None:
     if payload["code"] != code_fingerprint():
         raise EnvironmentMismatch("the worker's twolayer source differs from the client's "
                                   "(same version, other code)")
+    from twolayer import activations
+
+    # the plugin modules that define the point's activations: imported here too (a Dask worker
+    # is another process); one that fails to import there is the worker's fault (transient)
+    try:
+        activations.load_modules(sorted({fp["plugin"] for fp in payload["activations"].values()
+                                         if fp.get("plugin")}))
+    except TwolayerError as e:
+        raise EnvironmentMismatch(f"on the worker: {e}") from None
     for role, fp in payload["activations"].items():
         if activation_fingerprint(fp["name"]) != fp:
             raise EnvironmentMismatch(

@@ -72,7 +72,7 @@ def title(data: ResultTable, plan: FigurePlan, width: int = 90) -> str:
     if data.model == "sgd" and data.method == "ode" and data.params.get("variance") is False:
         parts.append("no SGD variance term")
     if data.seeds is not None:
-        parts.append(spread(data.seeds))
+        parts.append(spread(data.seeds, data.errors))
     head = METHOD_NAME[(data.model, data.method)]
     lines = [f"{head} —"]
     for i, part in enumerate(parts):  # wrap between parts, never inside "d = 200"

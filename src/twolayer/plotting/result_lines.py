@@ -84,7 +84,7 @@ def _spread_title(data: ResultTable, sgd_time: bool) -> str | None:
     """Simulations: what their error bars (bands over time) are."""
     if data.method != "simulate" or data.seeds is None:
         return None
-    return f"{'bands' if sgd_time else 'error bars'}: {style.spread(data.seeds)}"
+    return f"{'bands' if sgd_time else 'error bars'}: {style.spread(data.seeds, data.errors)}"
 
 
 def _legend(fig, ax, legend: dict, plan: FigurePlan, title: str | None) -> None:

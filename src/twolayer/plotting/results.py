@@ -68,7 +68,8 @@ def figure_plan(ds: xr.Dataset, *, x: str | None = None, kind: str = "auto") -> 
     return make(table.read(ds), x, kind)
 
 
-def plot_result(ds: xr.Dataset, *, x: str | None = None, kind: str = "auto"):
+def plot_result(ds: xr.Dataset, *, x: str | None = None, kind: str = "auto",
+                errors: str = "std", logx: bool | None = None, logy: bool | None = None):
     """The natural figure of a result (see the module docstring for the rule).
 
     Parameters
@@ -81,6 +82,12 @@ def plot_result(ds: xr.Dataset, *, x: str | None = None, kind: str = "auto"):
         run's value at the end of its curve axis against that parameter.
     kind : {"auto", "curves", "panels", "heatmap"}
         Force a kind of figure.
+    errors : {"std", "se"}
+        Simulations' error bars and bands: ±1 std over the N seeds (ddof = 1), or ±1 standard
+        error of the mean, std/√N. The legend says which.
+    logx, logy : bool, optional
+        Force a logarithmic (True) or linear (False) axis; by default log-log for SGD risks over
+        time, linear otherwise (a logspace sweep on x: log). Not for heatmaps.
 
     Returns
     -------
@@ -95,32 +102,61 @@ def plot_result(ds: xr.Dataset, *, x: str | None = None, kind: str = "auto"):
     ParameterError
         Not a twolayer result, an unknown axis for ``x``, an unknown or impossible ``kind``.
     """
-    data = table.read(ds)
+    data = table.with_errors(table.read(ds), errors)
     plan = make(data, x, kind)
     if plan.kind == "heatmap":
+        if logx is not None or logy is not None:
+            raise ParameterError("--logx/--logy do not apply to a heatmap")
         fig = result_heatmap.draw(data, plan)
     else:
         fig = result_lines.draw(data, plan)
+        for ax in fig.axes:
+            if not ax.get_visible() or ax.get_label() == "<colorbar>":
+                continue
+            if logx is not None:
+                ax.set_xscale("log" if logx else "linear")
+            if logy is not None:
+                ax.set_yscale("log" if logy else "linear")
     fig.twolayer_plan = plan
     return fig
 
-def plot_file(result: str | os.PathLike, out: str | os.PathLike | None = None, *,
-              x: str | None = None, kind: str = "auto", overwrite: bool = False
+def plot_file(result: str | os.PathLike | list, out: str | os.PathLike | None = None, *,
+              x: str | None = None, kind: str = "auto", overwrite: bool = False,
+              errors: str = "std", logx: bool | None = None, logy: bool | None = None
               ) -> dict[str, Any]:
-    """Read a result file, draw its figure, write PNG and PDF; return what was done.
+    """Read result files, draw the figure, write PNG and PDF; return what was done.
 
-    The returned dict has ``figures`` ([png, pdf]), ``result`` and the :class:`FigurePlan`'s
-    fields (``kind``, ``x`` …) with ``labels`` (the legend entries, with what went wrong; a
-    heatmap: its cells).
+    One file: its natural figure (:func:`plot_result`). Several (a list): their curves on one
+    pair of axes (:func:`twolayer.plotting.overlay.overlay`; ``kind`` must be "auto" or
+    "curves"); the figure goes next to the first by default. The returned dict has
+    ``figures`` ([png, pdf]), ``result`` (the file, or the list of files), ``kind``, ``x``
+    (one file: every field of the :class:`FigurePlan`), ``errors`` and ``labels`` (the legend
+    entries, with what went wrong; a heatmap: its cells).
     """
     from twolayer.io import load_netcdf
 
-    png, pdf = figure_paths(result, out)  # a bad --out fails before any reading
-    ds = load_netcdf(result)
-    try:
-        fig = plot_result(ds, x=x, kind=kind)
-    except ParameterError as e:
-        raise ParameterError(f"{str(result)!r}: {e}") from None
+    files = [str(r) for r in result] if isinstance(result, (list, tuple)) else [str(result)]
+    if not files:
+        raise ParameterError("nothing to plot: no result file given")
+    if errors not in ("std", "se"):
+        raise ParameterError(f"--errors must be 'std' or 'se'; got {errors!r}")
+    png, pdf = figure_paths(files[0], out)  # a bad --out fails before any reading
+    if len(files) == 1:
+        try:
+            fig = plot_result(load_netcdf(files[0]), x=x, kind=kind, errors=errors, logx=logx,
+                              logy=logy)
+        except ParameterError as e:
+            raise ParameterError(f"{files[0]!r}: {e}") from None
+        info = fig.twolayer_plan.to_dict()
+    else:
+        from twolayer.plotting.overlay import overlay
+
+        if kind not in ("auto", "curves"):
+            raise ParameterError(f"several results are drawn as curves on one pair of axes; "
+                                 f"--kind {kind} is for one result")
+        fig = overlay([(f, load_netcdf(f)) for f in files], x=x, errors=errors, logx=logx,
+                      logy=logy)
+        info = {"kind": "overlay", "x": fig.twolayer_x}
     written = save_figure(fig, png, pdf, overwrite=overwrite)
-    return {"figures": [str(p) for p in written], "result": str(result),
-            **fig.twolayer_plan.to_dict(), "labels": fig.twolayer_labels}
+    return {"figures": [str(p) for p in written], "result": files[0] if len(files) == 1
+            else files, **info, "errors": errors, "labels": fig.twolayer_labels}

@@ -56,9 +56,13 @@ def axis_label(name: str) -> str:
     return AXIS_LABEL.get(name, name)
 
 
-def spread(seeds: int) -> str:
-    """What an error bar or band is: ``"3 seeds (mean ± std)"``."""
-    return f"{seeds} seed{'s' if seeds != 1 else ''} (mean ± std)"
+ERRORS = {"std": "std", "se": "s.e."}  # what an error bar is: ±1 std over seeds, or ±1 s.e.
+
+
+def spread(seeds: int, errors: str = "std") -> str:
+    """What an error bar or band is: ``"3 seeds (mean ± std)"`` or, for the standard error of
+    the mean (std/√N), ``"3 seeds (mean ± s.e.)"``."""
+    return f"{seeds} seed{'s' if seeds != 1 else ''} (mean ± {ERRORS[errors]})"
 
 
 def simulation_label(d, seeds: int, name: str = "simulation", tag: str = "") -> str:

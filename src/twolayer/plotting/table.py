@@ -41,6 +41,7 @@ class ResultTable:
     points: pd.DataFrame  # per point (index = flat sweep index): status, reason, stop, ndiv
     seeds: int | None  # runs behind each simulated value
     description: str
+    errors: str = "std"  # what ``err`` is: "std" over seeds (ddof = 1) or "se" = std/√seeds
 
 
 @dataclass
@@ -84,6 +85,20 @@ def read(ds: xr.Dataset) -> ResultTable:
     return ResultTable(m.model, m.method, m.params, CURVE_AXIS[m.model], sweep_axes + inner,
                        list(sweep_axes) if m.zipped else [], sweep_axes, rows, points,
                        _runs(ds, m), m.description)
+
+
+def with_errors(data: ResultTable, errors: str) -> ResultTable:
+    """``data`` with its error bars as ``errors``: "std" (±1 std over the seeds, ddof = 1, as
+    stored) or "se" (±1 standard error of the mean, std/√N with N = ``data.seeds``)."""
+    import dataclasses
+
+    if errors not in ("std", "se"):
+        raise ParameterError(f"errors must be 'std' or 'se'; got {errors!r}")
+    if errors == data.errors or data.seeds is None:
+        return dataclasses.replace(data, errors=errors)
+    rows = data.rows.copy()
+    rows["err"] = rows["err"] / math.sqrt(data.seeds)
+    return dataclasses.replace(data, rows=rows, errors=errors)
 
 
 # --------------------------------------------------------------------------- checks
