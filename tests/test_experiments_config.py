@@ -52,7 +52,8 @@ def _sub(old: str, new: str):
     (_sub('method = "theory"', 'method = "ode"'),
      "method: 'ode' is not a method of model 'onestep'; choose 'theory' or 'simulate'"),
     (_sub('model = "onestep"', 'model = "sdg"'), "model: input should be 'onestep' or 'sgd'"),
-    (_sub('output = "out.nc"', 'ouput = "out.nc"'), "ouput: unknown name; known: activations, description,"),
+    (_sub('output = "out.nc"', 'ouput = "out.nc"'),
+     "ouput: unknown name; known: activations, description,"),
     (_sub('output = "out.nc"', 'output = "out.zarr"'), "output: must be a NetCDF file name"),
     (_sub("[sweep]", "[params]\n[sweep]"), "invalid TOML: Cannot declare ('params',) twice"),
     (lambda t: t.replace('method = "theory"', 'method = "simulate"').replace(
