@@ -125,6 +125,17 @@ def new_figure(size: tuple[float, float] = FIGSIZE):
     return Figure(figsize=size, layout="constrained")
 
 
+def _plain_short_log_ticks(ax) -> None:
+    """A log axis spanning under two decades is labelled 0.5, 1, 2 rather than 5×10⁻¹."""
+    from matplotlib.ticker import FormatStrFormatter
+
+    for axis, scale, lim in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+                             (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+        if scale == "log" and min(lim) > 0 and max(lim) / min(lim) < 100:
+            axis.set_major_formatter(FormatStrFormatter("%g"))
+            axis.set_minor_formatter(FormatStrFormatter("%g"))
+
+
 def decorate(ax, *, x: str | None = None, y: str | None = None, title: str | None = None,
              log_grid: bool = False, grid: bool = True) -> None:
     """Axis labels (``x``/``y``: text), title, tick sizes and the grid (``log_grid``: minor
@@ -135,6 +146,7 @@ def decorate(ax, *, x: str | None = None, y: str | None = None, title: str | Non
         ax.set_ylabel(y, fontsize=LABEL_SIZE)
     if title:
         ax.set_title(title, fontsize=TITLE_SIZE)
+    _plain_short_log_ticks(ax)
     ax.tick_params(which="both", labelsize=TICK_SIZE)
     if grid:
         ax.grid(alpha=GRID_ALPHA, which="both" if log_grid else "major")
