@@ -12,6 +12,9 @@ with the variance term (trapezoid rules, twolayer.sgd.smooth) is timed against t
 Gauss–Hermite rules (2-D, 40 nodes per axis for the pairs; 4-D, 10 per axis for the variance
 term), run in this process at the same Ω; ``*_gh_rel_diff`` is their difference in units of the
 largest |dQ/dt|, i.e. the former rules' error (the new ones are good to ~1e-7).
+``wide_erf``: the wide ODE for erf, p = 1000, k = 2, d = 10⁴ to t = 10 (whole run), and one
+right-hand side at p = 1000 against the former rules in this process (z-moments by the trapezoid
+rule, ν-rule at h_x = 0.35): the speed-up and their difference in units of the largest entry.
 ``full_ode_memory``: the full erf ODE at p = 100 and 200 (k = 2, d = 3, γ = 1, Δ = 0, to t = 10),
 each in a fresh process (peak RSS of that process); at p = 100 also with the former layout
 (LSODA's dense n_state² Jacobian work array), which at p = 200 needs > 3.4 GB and is not run.
@@ -261,11 +264,40 @@ def full_ode_memory() -> dict:
     return out
 
 
+def wide_erf() -> dict:
+    from twolayer.sgd import wide
+
+    t0 = time.perf_counter()
+    res = ode_wide("erf", "erf", p=1000, k=2, d=10_000, t_max=10.0)
+    run = time.perf_counter() - t0
+    erf = activations.get("erf")
+    r = reduced_overlaps(*initial_weights(1000, 2, 10_000))
+    new = _WideSystem(erf, erf, r.P, 1000, 0.5, 0.0, True, False, None, None)
+    y = new.pack(r.M, r.q)
+    rhs_new = new.rhs(0.0, y)
+    t_new = best_of(lambda: new.rhs(0.0, y), 3)
+    closed = dict(wide._CLOSED_MOMENTS)
+    del closed["erf"]
+    with mock.patch.object(wide, "_CLOSED_MOMENTS", closed):
+        old = _WideSystem(erf, erf, r.P, 1000, 0.5, 0.0, True, False, None, None)
+        old.nu_h_x = None
+        rhs_old = old.rhs(0.0, y)
+        t_old = best_of(lambda: old.rhs(0.0, y), 1)
+    return {"wide_erf_p1000_t10_s": run, "wide_erf_p1000_nfev": int(res.attrs["nfev"]),
+            "wide_erf_p1000_final_risk": float(res["risk"][-1]),
+            "wide_erf_rhs_p1000_ms": 1e3 * t_new, "wide_erf_rhs_p1000_former_ms": 1e3 * t_old,
+            "wide_erf_rhs_speedup_vs_former": t_old / t_new,
+            "wide_erf_rhs_rel_diff_vs_former": float(np.abs(rhs_new - rhs_old).max()
+                                                     / np.abs(rhs_old).max())}
+
+
+CASES = {"full_ode_memory": lambda: full_ode_memory(), "wide_erf": lambda: wide_erf()}
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["full_ode_memory"]:
-        print(json.dumps(full_ode_memory(), indent=1))
+    if sys.argv[1:] and sys.argv[1] in CASES:
+        print(json.dumps(CASES[sys.argv[1]](), indent=1))
         sys.exit(0)
-    out = {**full_ode_memory(), **rhs_p32(), **relu_rhs(), **tanh_rhs(), **ode_p10(),
+    out = {**wide_erf(), **full_ode_memory(), **rhs_p32(), **relu_rhs(), **tanh_rhs(), **ode_p10(),
            **sim_p8(), **mean_field()}
     print(json.dumps(out, indent=1))
     sys.exit(0)

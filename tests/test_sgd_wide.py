@@ -210,7 +210,7 @@ def test_erf_z_moments_in_closed_form_equal_quadrature():
     fine trapezoid rule (h = 0.05 in x, radius 12: exact to rounding for these entire
     integrands), from nearly deterministic (s = 0.01) to wide (s = 3) units and |m| up to 6."""
     from twolayer.gaussian import trapezoid_rule
-    from twolayer.sgd.wide import _erf
+    from twolayer.sgd.wide import _erf, _erf_fused
 
     rng = np.random.default_rng(0)
     m = np.concatenate([rng.normal(0.0, 2.0, (40, 6)), np.full((1, 6), 6.0)])
@@ -220,5 +220,7 @@ def test_erf_z_moments_in_closed_form_equal_quadrature():
     x = m[..., None] + s[..., None] * z
     f, f1, f2 = act.fn(x), act.deriv(x), act.deriv2(x)
     expected = (f, f1, f2, f1 * f1, f * f1, f * f2, f * f1 * f1, f * f * f1 * f1, f * f)
-    for name, got, ref in zip(_erf(m, s)._fields, _erf(m, s), expected, strict=True):
+    for name, got, fused, ref in zip(_erf(m, s)._fields, _erf(m, s), _erf_fused(m, s), expected,
+                                     strict=True):
         assert np.abs(got - ref @ w).max() < 1e-13, name
+        assert np.abs(fused - ref @ w).max() < 1e-13, name  # the compiled pass (used by the ODE)

@@ -67,6 +67,7 @@ from twolayer.gaussian import (
     trapezoid_rule,
 )
 from twolayer.params import SgdOde
+from twolayer.sgd import _erf_moments
 from twolayer.sgd.init import Overlaps, initial_weights
 from twolayer.sgd.ode import Run, run_solver, time_grid
 
@@ -157,7 +158,7 @@ def _erf_mean(m, v, square: bool = True):
     mean = special.erf(h / math.sqrt(2.0))
     if not square:
         return mean, None
-    return mean, 1.0 - 8.0 * special.owens_t(h, 1.0 / np.sqrt(1.0 + 2.0 * v))
+    return mean, 1.0 - 8.0 * _erf_moments.owens_t_rows(h, 1.0 / np.sqrt(1.0 + 2.0 * v))
 
 
 def _erf(m, s):
@@ -177,8 +178,13 @@ def _erf(m, s):
     return _Moments(e0, g1, -g1 * m1, h, g1 * e1, -g1 * ysy, h * e2, h * e22, e00)
 
 
+def _erf_fused(m, s):
+    """:func:`_erf` by the compiled pass of :mod:`twolayer.sgd._erf_moments` (same values)."""
+    return _Moments(*_erf_moments.erf_moments(m, s))
+
+
 # by closed_form
-_CLOSED_MOMENTS = {"linear": _linear, "square": _square, "relu": _relu, "erf": _erf}
+_CLOSED_MOMENTS = {"linear": _linear, "square": _square, "relu": _relu, "erf": _erf_fused}
 
 
 def _closed_moments(act: Activation):
