@@ -15,6 +15,8 @@ largest |dQ/dt|, i.e. the former rules' error (the new ones are good to ~1e-7).
 ``full_ode_memory``: the full erf ODE at p = 100 and 200 (k = 2, d = 3, γ = 1, Δ = 0, to t = 10),
 each in a fresh process (peak RSS of that process); at p = 100 also with the former layout
 (LSODA's dense n_state² Jacobian work array), which at p = 200 needs > 3.4 GB and is not run.
+``sim_batch`` (alone: ``python benchmarks/sgd.py sim_batch``): the mini-batch step with a
+trained second layer, per sample and run.
 """
 
 import json
@@ -32,7 +34,7 @@ from twolayer.gaussian import hermite_rule
 from twolayer.sgd import _kernels, engine, integrals, ode, simulate
 from twolayer.sgd.init import initial_overlaps, initial_weights, omega_of
 from twolayer.sgd.integrals import error_weights
-from twolayer.sgd.simulate import _numpy_block
+from twolayer.sgd.simulate import _numpy_batch_block, _numpy_block
 from twolayer.sgd.wide import _WideSystem, reduced_overlaps
 
 ode_wide = partial(ode, reduction="wide")  # the large-width reduction
@@ -194,6 +196,31 @@ def sim_p8() -> dict:
             "sim_speedup_vs_numpy": base / ours, "sim_speedup_vs_reference": REF_SIM_US / ours}
 
 
+def sim_batch() -> dict:
+    """Mini-batch SGD with a trained second layer (the extended kernel), p = 8, k = 2,
+    d = 1000, 16 seeds: µs per sample and run at b = 1, 8, 32, against the plain committee
+    kernel (b = 1, a fixed) and the NumPy fallback of the extended step (batch vectorised)."""
+    kw = dict(p=8, k=2, d=1000, gamma=1.0, seeds=16, gamma_a=0.5)
+    simulate("erf", "erf", **{**kw, "t_max": 0.01, "batch": 2})  # compile / load
+    out = {}
+    for b in (1, 8, 32):
+        res = simulate("erf", "erf", t_max=1.0 if b == 1 else 0.25, batch=b, **kw)
+        out[f"sim_batch{b}_us_per_sample_per_run"] = res.attrs["us_per_step_per_run"] / b
+    plain = simulate("erf", "erf", t_max=1.0, p=8, k=2, d=1000, gamma=1.0, seeds=16)
+    out["sim_plain_us_per_sample_per_run"] = plain.attrs["us_per_step_per_run"]
+    rng = np.random.default_rng(0)
+    w, wt = rng.standard_normal((16, 8, 1000)), rng.standard_normal((16, 2, 1000))
+    a, alive, erf = np.ones((16, 8)), np.ones(16, bool), activations.get("erf")
+    n, b = 50, 8
+    xs = rng.standard_normal((16, n * b, 1000))
+    rates = np.full(n, 1 / 8), np.full(n, 5e-4), np.ones(n)
+    t0 = time.perf_counter()
+    _numpy_batch_block(w, wt, a, xs, np.zeros((16, n * b)), *rates, b, erf, erf, False, alive)
+    out["sim_numpy_batch8_us_per_sample_per_run"] = 1e6 * (time.perf_counter() - t0) / (
+        n * b * 16)
+    return out
+
+
 def mean_field() -> dict:
     kw = dict(p=5000, k=1, d=3, gamma=1.0, noise=0.0, t_max=1000.0)
     runs = []
@@ -265,7 +292,10 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["full_ode_memory"]:
         print(json.dumps(full_ode_memory(), indent=1))
         sys.exit(0)
+    if sys.argv[1:] == ["sim_batch"]:
+        print(json.dumps(sim_batch(), indent=1))
+        sys.exit(0)
     out = {**full_ode_memory(), **rhs_p32(), **relu_rhs(), **tanh_rhs(), **ode_p10(),
-           **sim_p8(), **mean_field()}
+           **sim_p8(), **sim_batch(), **mean_field()}
     print(json.dumps(out, indent=1))
     sys.exit(0)
