@@ -16,6 +16,13 @@ dQ_jl ← Φ_jl − ½Q_jl(Φ_jj + Φ_ll), dM_jr ← Ψ_jr − ½M_jr Φ_jj, wit
 above. The risk reported is the excess risk R = ½E[(ŷ − y*)²]: the population risk of Eq. 2
 less its noise floor Δ/2. The code writes x ~ N(0, I_d) and λ = w·x/√d where the paper writes
 x ~ N(0, I_d/d) and λ = w·x: the same fields.
+
+Extensions (the parameters ``batch`` b, ``gamma_a`` γ_a, ``weight_decay`` ω, ``schedule`` g):
+with a second layer ŷ = (1/p) Σ_j a_j σ(λ_j) the gradient of w_j carries a_j, so
+dM_jr = g (a_j E[e σ'_j λ⋆_r] − ω M_jr), dQ_jl = g (a_j E[e σ'_j λ_l] + a_l E[e σ'_l λ_j]
+− 2ω Q_jl) + g² (γ/(p b)) a_j a_l E[e² σ'_j σ'_l] and da_j/dt = g (γ_a p/γ) E[e σ(λ_j)]
+(e = y − ŷ as above; t keeps counting steps at the base rate γ, see
+:mod:`twolayer.sgd.schedule`).
 """
 
 from __future__ import annotations
@@ -407,7 +414,9 @@ def ode(prm: SgdOde) -> xr.Dataset:
     the quadrature) for other activations, RK45 with rtol 1e-7 for the wide reduction. A
     blow-up (|overlaps| beyond 1e6 × their start) stops the integration: status "diverged",
     its time in ``t_stop``, NaN afterwards, and a
-    :class:`DivergenceWarning`.
+    :class:`DivergenceWarning`. ``batch``, ``gamma_a``, ``weight_decay`` and ``schedule``: the
+    extensions of the module docstring; with ``gamma_a`` > 0 (full ODE only) the result also
+    holds the second layer ``a`` (t, j).
     """
     reduction = choose_reduction(prm)
     if reduction == "wide":

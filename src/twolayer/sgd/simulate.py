@@ -8,6 +8,12 @@ each step (arXiv 2305.18502v2, Eq. 14). All runs start from the weights of
 :func:`twolayer.sgd.init.initial_weights` and differ in their data only (run i: SFC64 stream
 seeded by (seed, i)). The excess risk is the exact population risk ½E[(ŷ − y*)²] of the
 current weights, from their overlaps.
+
+Extensions (``batch``, ``gamma_a``, ``weight_decay``, ``schedule``): ŷ = (1/p) Σ_j a_j σ(λ_j),
+a_j(0) = 1; step ν uses b fresh samples and the rate γ_ν = γ·g(ν·γ/(p·d)), e = ŷ − y:
+w_j ← (1 − γ_ν ω/(p d)) w_j − (γ_ν/p)(1/b) Σ_μ e_μ a_j σ'(λ_jμ) x_μ/√d and
+a_j ← a_j − (γ_a g/d)(1/b) Σ_μ e_μ σ(λ_jμ), both at the weights before the step. The time
+stays t = ν·γ/(p·d).
 """
 
 from __future__ import annotations
@@ -228,6 +234,8 @@ def simulate(prm: SgdSimulate) -> xr.Dataset:
     steps (ν = round(t·p·d/γ)); ``t`` holds the exact times ν·γ/(p·d). A run whose weights stop
     being finite, or whose risk exceeds 1e6 × max(1, its start), is stopped: NaN from then on,
     ``diverged_at`` holds its time, status "diverged", and a :class:`DivergenceWarning`.
+    With ``gamma_a`` > 0 the result also holds the second layer ``a`` (seed, t, j), and the
+    risk is that of the current (W, a). ``us_per_step_per_run`` counts steps (b samples each).
     """
     steps_per_t, n_total, marks = _schedule(prm)
     student_w, teacher_w = _start(prm)

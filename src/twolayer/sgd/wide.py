@@ -11,7 +11,9 @@ Eq. 26,
 whose error is O(1/√p + 1/√d) (their Lemma 4 and Theorem 5); the finite-d form with random
 off-diagonal overlaps (Eq. 23) is not implemented. The paper's reduced ODE (Eq. 28) is derived
 from gradient flow (γ/p ≪ 1); the (γ/p) variance term below, and the spherical variant, are this
-package's extensions of it.
+package's extensions of it, as are mini-batches (the variance term × 1/b), weight decay
+(−ω M, −2ω q) and learning-rate schedules (drift × g(t), variance × g(t)²); a trained second
+layer is not reduced (ParameterError: use the full ODE).
 
 Given ν the units are then independent, and every expectation of the full ODE becomes a
 k-dimensional integral over ν of one-unit Gaussian moments in z. With e = y* − ŷ, F(ν) = E[ŷ | ν],
