@@ -10,7 +10,7 @@ from scipy.linalg import expm
 
 from tests.helpers import run
 from twolayer import activations
-from twolayer.errors import ParameterError
+from twolayer.errors import DivergenceWarning, ParameterError
 from twolayer.params import SgdOde
 from twolayer.sgd import engine, ode, simulate
 from twolayer.sgd.init import Overlaps, omega_of
@@ -251,6 +251,18 @@ def test_ode_matches_sgd(name, kw, off):
         a_th = th["a"].values[-1]
         assert np.all(np.abs(a_sim - a_th) <= 4 * se + 0.02 * np.abs(a_th))
         assert np.all(np.abs(a_th - 1) > 0.2)  # it moved
+
+
+def test_extended_runs_report_divergence():
+    """Linear units at γ/p = 10, where the variance term outgrows the drift, with weight
+    decay: the extended step and its ODE both blow up, stop and say so."""
+    kw = dict(p=2, k=1, d=100, gamma=20.0, weight_decay=0.01, t_max=5.0)
+    with pytest.warns(DivergenceWarning):
+        sim = simulate("linear", "linear", seeds=2, **kw)
+    assert sim.attrs["status"] == "diverged" and np.all(np.isfinite(sim["diverged_at"]))
+    with pytest.warns(DivergenceWarning):
+        th = ode("linear", "linear", **kw)
+    assert th.attrs["status"] == "diverged" and np.isnan(th["risk"].values[-1])
 
 
 # --------------------------------------------------------------------------- input and CLI
