@@ -16,7 +16,8 @@ largest |dQ/dt|, i.e. the former rules' error (the new ones are good to ~1e-7).
 each in a fresh process (peak RSS of that process); at p = 100 also with the former layout
 (LSODA's dense n_state² Jacobian work array), which at p = 200 needs > 3.4 GB and is not run.
 ``sim_batch`` (alone: ``python benchmarks/sgd.py sim_batch``): the mini-batch step with a
-trained second layer, per sample and run.
+trained second layer, per sample and run. ``extensions`` (alone: ``python benchmarks/sgd.py
+extensions``): ODE vs SGD for mini-batches, weight decay, the second layer and schedules.
 """
 
 import json
@@ -221,6 +222,39 @@ def sim_batch() -> dict:
     return out
 
 
+_EXTENSIONS = {  # the cases of tests/test_sgd_extensions.py::test_ode_matches_sgd
+    "batch8": dict(k=1, gamma=4.0, batch=8, t_max=3.0),
+    "decay": dict(k=1, gamma=2.0, weight_decay=0.5, t_max=3.0),
+    "second_layer": dict(k=2, gamma=2.0, gamma_a=2.0, t_max=3.0),
+    "power": dict(k=1, gamma=4.0, batch=2, schedule="power", schedule_t0=0.2,
+                  schedule_beta=1.0, t_max=3.0),
+    "steps": dict(k=1, gamma=2.0, schedule="steps", schedule_times=[0.1, 1.0],
+                  schedule_factors=[2.0, 0.25], t_max=3.0),
+    "tanh_all": dict(student="tanh", teacher="tanh", k=1, gamma=2.0, gamma_a=1.0, batch=4,
+                     weight_decay=0.2, t_max=2.0),
+    "committee_b1": dict(k=1, gamma=4.0, t_max=3.0),
+}
+
+
+def extensions_vs_ode(seeds: int = 8) -> dict:
+    """ODE vs SGD for each extension (erf unless named, p = 2, Δ = 0.1) at d = 500 and 2000:
+    the largest |mean − ODE| over the recorded times t ≥ 0.05, in standard errors of the seed
+    mean and relative to the ODE."""
+    out = {}
+    for d in (500, 2000):
+        for name, kw in _EXTENSIONS.items():
+            common = {"student": "erf", "teacher": "erf", "p": 2, "d": d, "noise": 0.1,
+                      "per_decade": 5, **kw}
+            sim, th = simulate(seeds=seeds, **common), ode(**common)
+            keep = sim["t"].values >= 0.05
+            r = sim["risk"].values[:, keep]
+            mean, se = r.mean(0), r.std(0, ddof=1) / np.sqrt(seeds)
+            ref = th["risk"].interp(t=sim["t"].values).values[keep]
+            out[f"ext_{name}_d{d}_max_se"] = float(np.max(np.abs(mean - ref) / se))
+            out[f"ext_{name}_d{d}_max_rel"] = float(np.max(np.abs(mean - ref) / ref))
+    return out
+
+
 def mean_field() -> dict:
     kw = dict(p=5000, k=1, d=3, gamma=1.0, noise=0.0, t_max=1000.0)
     runs = []
@@ -295,7 +329,10 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["sim_batch"]:
         print(json.dumps(sim_batch(), indent=1))
         sys.exit(0)
+    if sys.argv[1:] == ["extensions"]:
+        print(json.dumps(extensions_vs_ode(), indent=1))
+        sys.exit(0)
     out = {**full_ode_memory(), **rhs_p32(), **relu_rhs(), **tanh_rhs(), **ode_p10(),
-           **sim_p8(), **sim_batch(), **mean_field()}
+           **sim_p8(), **sim_batch(), **extensions_vs_ode(), **mean_field()}
     print(json.dumps(out, indent=1))
     sys.exit(0)
