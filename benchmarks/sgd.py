@@ -18,6 +18,9 @@ rule, ν-rule at h_x = 0.35): the speed-up and their difference in units of the 
 ``full_ode_memory``: the full erf ODE at p = 100 and 200 (k = 2, d = 3, γ = 1, Δ = 0, to t = 10),
 each in a fresh process (peak RSS of that process); at p = 100 also with the former layout
 (LSODA's dense n_state² Jacobian work array), which at p = 200 needs > 3.4 GB and is not run.
+``sim_batch`` (alone: ``python benchmarks/sgd.py sim_batch``): the mini-batch step with a
+trained second layer, per sample and run. ``extensions`` (alone: ``python benchmarks/sgd.py
+extensions``): ODE vs SGD for mini-batches, weight decay, the second layer and schedules.
 """
 
 import json
@@ -35,7 +38,7 @@ from twolayer.gaussian import hermite_rule
 from twolayer.sgd import _kernels, engine, integrals, ode, simulate
 from twolayer.sgd.init import initial_overlaps, initial_weights, omega_of
 from twolayer.sgd.integrals import error_weights
-from twolayer.sgd.simulate import _numpy_block
+from twolayer.sgd.simulate import _numpy_batch_block, _numpy_block
 from twolayer.sgd.wide import _WideSystem, reduced_overlaps
 
 ode_wide = partial(ode, reduction="wide")  # the large-width reduction
@@ -197,6 +200,64 @@ def sim_p8() -> dict:
             "sim_speedup_vs_numpy": base / ours, "sim_speedup_vs_reference": REF_SIM_US / ours}
 
 
+def sim_batch() -> dict:
+    """Mini-batch SGD with a trained second layer (the extended kernel), p = 8, k = 2,
+    d = 1000, 16 seeds: µs per sample and run at b = 1, 8, 32, against the plain committee
+    kernel (b = 1, a fixed) and the NumPy fallback of the extended step (batch vectorised)."""
+    kw = dict(p=8, k=2, d=1000, gamma=1.0, seeds=16, gamma_a=0.5)
+    simulate("erf", "erf", **{**kw, "t_max": 0.01, "batch": 2})  # compile / load
+    out = {}
+    for b in (1, 8, 32):
+        res = simulate("erf", "erf", t_max=1.0 if b == 1 else 0.25, batch=b, **kw)
+        out[f"sim_batch{b}_us_per_sample_per_run"] = res.attrs["us_per_step_per_run"] / b
+    plain = simulate("erf", "erf", t_max=1.0, p=8, k=2, d=1000, gamma=1.0, seeds=16)
+    out["sim_plain_us_per_sample_per_run"] = plain.attrs["us_per_step_per_run"]
+    rng = np.random.default_rng(0)
+    w, wt = rng.standard_normal((16, 8, 1000)), rng.standard_normal((16, 2, 1000))
+    a, alive, erf = np.ones((16, 8)), np.ones(16, bool), activations.get("erf")
+    n, b = 50, 8
+    xs = rng.standard_normal((16, n * b, 1000))
+    rates = np.full(n, 1 / 8), np.full(n, 5e-4), np.ones(n)
+    t0 = time.perf_counter()
+    _numpy_batch_block(w, wt, a, xs, np.zeros((16, n * b)), *rates, b, erf, erf, False, alive)
+    out["sim_numpy_batch8_us_per_sample_per_run"] = 1e6 * (time.perf_counter() - t0) / (
+        n * b * 16)
+    return out
+
+
+_EXTENSIONS = {  # the cases of tests/test_sgd_extensions.py::test_ode_matches_sgd
+    "batch8": dict(k=1, gamma=4.0, batch=8, t_max=3.0),
+    "decay": dict(k=1, gamma=2.0, weight_decay=0.5, t_max=3.0),
+    "second_layer": dict(k=2, gamma=2.0, gamma_a=2.0, t_max=3.0),
+    "power": dict(k=1, gamma=4.0, batch=2, schedule="power", schedule_t0=0.2,
+                  schedule_beta=1.0, t_max=3.0),
+    "steps": dict(k=1, gamma=2.0, schedule="steps", schedule_times=[0.1, 1.0],
+                  schedule_factors=[2.0, 0.25], t_max=3.0),
+    "tanh_all": dict(student="tanh", teacher="tanh", k=1, gamma=2.0, gamma_a=1.0, batch=4,
+                     weight_decay=0.2, t_max=2.0),
+    "committee_b1": dict(k=1, gamma=4.0, t_max=3.0),
+}
+
+
+def extensions_vs_ode(seeds: int = 8) -> dict:
+    """ODE vs SGD for each extension (erf unless named, p = 2, Δ = 0.1) at d = 500 and 2000:
+    the largest |mean − ODE| over the recorded times t ≥ 0.05, in standard errors of the seed
+    mean and relative to the ODE."""
+    out = {}
+    for d in (500, 2000):
+        for name, kw in _EXTENSIONS.items():
+            common = {"student": "erf", "teacher": "erf", "p": 2, "d": d, "noise": 0.1,
+                      "per_decade": 5, **kw}
+            sim, th = simulate(seeds=seeds, **common), ode(**common)
+            keep = sim["t"].values >= 0.05
+            r = sim["risk"].values[:, keep]
+            mean, se = r.mean(0), r.std(0, ddof=1) / np.sqrt(seeds)
+            ref = th["risk"].interp(t=sim["t"].values).values[keep]
+            out[f"ext_{name}_d{d}_max_se"] = float(np.max(np.abs(mean - ref) / se))
+            out[f"ext_{name}_d{d}_max_rel"] = float(np.max(np.abs(mean - ref) / ref))
+    return out
+
+
 def mean_field() -> dict:
     kw = dict(p=5000, k=1, d=3, gamma=1.0, noise=0.0, t_max=1000.0)
     runs = []
@@ -291,13 +352,14 @@ def wide_erf() -> dict:
                                                      / np.abs(rhs_old).max())}
 
 
-CASES = {"full_ode_memory": lambda: full_ode_memory(), "wide_erf": lambda: wide_erf()}
+CASES = {"full_ode_memory": lambda: full_ode_memory(), "wide_erf": lambda: wide_erf(),
+         "sim_batch": lambda: sim_batch(), "extensions": lambda: extensions_vs_ode()}
 
 if __name__ == "__main__":
     if sys.argv[1:] and sys.argv[1] in CASES:
         print(json.dumps(CASES[sys.argv[1]](), indent=1))
         sys.exit(0)
-    out = {**wide_erf(), **full_ode_memory(), **rhs_p32(), **relu_rhs(), **tanh_rhs(), **ode_p10(),
-           **sim_p8(), **mean_field()}
+    out = {**wide_erf(), **full_ode_memory(), **rhs_p32(), **relu_rhs(), **tanh_rhs(),
+           **ode_p10(), **sim_p8(), **sim_batch(), **extensions_vs_ode(), **mean_field()}
     print(json.dumps(out, indent=1))
     sys.exit(0)

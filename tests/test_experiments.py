@@ -125,6 +125,12 @@ def _changed(name, value):
         return "RK45"
     if name == "reduction":
         return "wide"
+    if name == "schedule":
+        return "power"
+    if name == "schedule_times":
+        return [1.0, 2.0]
+    if name == "schedule_factors":
+        return [0.5]
     if name == "d" and value == "inf":
         return 100
     if isinstance(value, list):
@@ -134,6 +140,12 @@ def _changed(name, value):
     if isinstance(value, float):
         return value * 2 + 0.5
     return 7  # onestep simulate's p = None, sgd ode's rtol, n_nu, n_z = None
+
+
+# parameters valid only together with others (the sgd schedule's)
+_COMPANIONS = {"schedule_t0": 'schedule = "power"\n', "schedule_beta": 'schedule = "power"\n',
+               "schedule_times": 'schedule = "steps"\nschedule_factors = [0.5, 0.5]\n',
+               "schedule_factors": 'schedule = "steps"\nschedule_times = [1.0]\n'}
 
 
 @pytest.mark.parametrize("model,method", [("onestep", "theory"), ("onestep", "simulate"),
@@ -147,7 +159,8 @@ def test_every_parameter_changes_the_key(model, method):
             continue  # a file: covered by its content in test_init_overlaps_enter_the_key
         new = _changed(name, value)
         toml_value = json.dumps(new) if not isinstance(new, bool) else str(new).lower()
-        pt = expand(parse_config(head + f"[params]\n{name} = {toml_value}\n"))[0]
+        extra = _COMPANIONS.get(name, "")
+        pt = expand(parse_config(head + f"[params]\n{extra}{name} = {toml_value}\n"))[0]
         assert pt.payload["params"][name] != base.payload["params"][name]
         keys.add(pt.key)
     assert len(keys) == 1 + len([n for n in parse_config(head).params if n != "init"])

@@ -30,9 +30,9 @@ def _cli_options(model: str, method: str) -> dict:
 
 
 def _from_cli(cls, name, value):
-    """The CLI gives lists as comma-separated text and d = 'inf' as text."""
+    """The CLI gives lists as comma-separated text (empty: no values) and d = 'inf' as text."""
     if name in cls.lists:
-        return [float(x) for x in value.split(",")]
+        return [float(x) for x in value.split(",")] if value else []
     if name in cls.per_step:  # one value, or one per giant step
         vals = [float(x) for x in value.split(",")]
         return vals[0] if len(vals) == 1 else vals

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import json
 import math
 import numbers
@@ -37,11 +38,12 @@ from pydantic import (
 
 from twolayer.errors import ParameterError
 
-__all__ = ["METHODS", "ODE_SOLVERS", "REDUCTIONS", "OnestepSimulate", "OnestepTheory", "Params",
-           "SgdOde", "SgdSimulate", "spec", "takes"]
+__all__ = ["METHODS", "ODE_SOLVERS", "REDUCTIONS", "SCHEDULES", "OnestepSimulate",
+           "OnestepTheory", "Params", "SgdOde", "SgdSimulate", "spec", "takes"]
 
 ODE_SOLVERS = ("auto", "BDF", "LSODA", "RK45", "DOP853", "Radau", "euler")
 REDUCTIONS = ("auto", "full", "wide")
+SCHEDULES = ("constant", "power", "steps")
 MAX_GRID = 100_000  # values in one list parameter (alpha, lam)
 
 
@@ -395,6 +397,7 @@ class OnestepSimulate(_Onestep):
 # --------------------------------------------------------------------------- committee SGD
 class _Sgd(Params):
     model: ClassVar[str] = "sgd"
+    lists: ClassVar[tuple[str, ...]] = ("schedule_times", "schedule_factors")
 
     student: str = _doc("student activation σ (a registry name)", default="erf")
     teacher: str = _doc("teacher activation σ⋆ (a registry name)", default="erf")
@@ -410,6 +413,45 @@ class _Sgd(Params):
     init: Any = _doc("start exactly at these overlaps: a JSON file with keys Q, M, P "
                      "(in Python also an Overlaps)", default=None)
     per_decade: int = _doc("recorded times per decade of t", default=20, ge=1)
+    batch: int = _doc("mini-batch size b: fresh samples per step (the variance term is "
+                      "(γ/(p·b))·E[e²σ'σ'])", default=1, ge=1)
+    gamma_a: float = _doc("learning rate γ_a of the second layer a (a_j ← a_j − (γ_a/d)·"
+                          "gradient, a_j(0) = 1); 0: a fixed", default=0.0, ge=0)
+    weight_decay: float = _doc("weight decay ω of the first layer: w_j ← (1 − γω/(p·d)) w_j − "
+                               "…", default=0.0, ge=0)
+    schedule: Literal[SCHEDULES] = _doc(
+        "learning-rate schedule γ(t) = γ·g(t) (γ_a follows it): constant g = 1, power "
+        "g = (1 + t/t0)^(−β), steps g = f_i from t_i on", default="constant")
+    schedule_t0: float = _doc("power schedule: time scale t0 (t counts steps: t = ν·γ/(p·d))",
+                              default=1.0, gt=0)
+    schedule_beta: float = _doc("power schedule: exponent β", default=0.5, ge=0)
+    schedule_times: list[float] = _doc("steps schedule: increasing times t_i > 0 where g "
+                                       "changes", default=[])
+    schedule_factors: list[float] = _doc("steps schedule: the factors f_i > 0 of γ from t_i "
+                                         "on", default=[])
+
+    @field_validator("schedule_times", "schedule_factors", mode="before")
+    @classmethod
+    def _schedule_lists(cls, v):
+        if isinstance(v, (list, tuple)) and not v:
+            return []
+        return grid(v, positive=True)
+
+    @model_validator(mode="after")
+    def _schedule_consistent(self):
+        times, factors = self.schedule_times, self.schedule_factors
+        if self.schedule != "steps" and (times or factors):
+            raise ValueError("schedule_times and schedule_factors need schedule='steps'")
+        if self.schedule != "power" and (self.schedule_t0, self.schedule_beta) != (1.0, 0.5):
+            raise ValueError("schedule_t0 and schedule_beta need schedule='power'")
+        if self.schedule == "steps":
+            if not times or len(times) != len(factors):
+                raise ValueError("schedule='steps' needs as many schedule_factors as "
+                                 f"schedule_times (at least one); got {len(times)} times and "
+                                 f"{len(factors)} factors")
+            if any(b <= a for a, b in itertools.pairwise(times)):
+                raise ValueError(f"schedule_times must increase strictly; got {times}")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -457,6 +499,12 @@ class _Sgd(Params):
                 raise ValueError(f"the init overlaps are for p={p}, k={k}, not p={self.p}, "
                                  f"k={self.k}")
         return self
+
+    @property
+    def extended(self) -> bool:
+        """Mini-batches, a trained second layer, weight decay or a schedule (not Model 2)."""
+        return (self.batch > 1 or self.gamma_a > 0 or self.weight_decay > 0
+                or self.schedule != "constant")
 
     def model_dump(self, **kw):  # overlaps as nested lists (a digest when large)
         out = super().model_dump(**{**kw, "exclude": {"init"}})
@@ -533,13 +581,15 @@ class SgdSimulate(_Sgd):
     memory_hint: ClassVar[str] = "fewer seeds (run them as a seed sweep), or a smaller p or d"
 
     def memory_bytes(self) -> float:
-        """All runs' weights (student, teacher and a float64 copy), two 32 MiB blocks of inputs
-        (the next is drawn while the last is alive), and the recorded M and Q (whole Q up to
-        p = 64, its diagonal above)."""
+        """All runs' weights (student, teacher and a float64 copy; with the extensions a
+        gradient too), two 32 MiB blocks of inputs (the next is drawn while the last is alive),
+        and the recorded M, Q (whole Q up to p = 64, its diagonal above) and a."""
         s, p, k, d = self.seeds, self.p, self.k, self.d
         n_t = self.per_decade * max(1.0, math.log10(self.t_max / min(0.01, self.t_max / 100)))
         q = p * p if p <= 64 else p
-        return 8.0 * (s * d * (2 * p + k) + 2 * (1 << 22) + (n_t + 2) * s * (q + p * k + 1))
+        grad = s * p * d if self.extended else 0  # the mini-batch gradient of every run
+        return 8.0 * (s * d * (2 * p + k) + grad + 2 * (1 << 22)
+                      + (n_t + 2) * s * (q + p * k + 2 * p + 1))
 
 
 METHODS: dict[tuple[str, str], type[Params]] = {

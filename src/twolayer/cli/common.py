@@ -90,7 +90,9 @@ def resumable() -> Iterator[None]:
 
 # --------------------------------------------------------------------------- parsing
 def floats(name: str, text: str) -> list[float]:
-    """A comma-separated list of finite numbers (``--alpha 0.5,1,2``)."""
+    """A comma-separated list of finite numbers (``--alpha 0.5,1,2``); empty text: []."""
+    if not text.strip():
+        return []
     parts = [s.strip() for s in text.split(",")]
     try:
         vals = [float(s) for s in parts]

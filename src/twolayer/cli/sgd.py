@@ -59,7 +59,8 @@ def sgd_ode(prm: SgdOde, out: Out = None, plot: Plot = None, json_: Json = False
     """Integrate the overlap ODEs; the start is the overlaps `sgd simulate` draws (or --init).
 
     With --reduction wide (automatic above p = 64): the large-width reduction in (M, q); the
-    JSON then gives M and q at t_max instead of M and Q.
+    JSON then gives M and q at t_max instead of M and Q. With --gamma-a > 0 the JSON adds the
+    second layer's trajectory a (t, j).
     """
     from twolayer.sgd import ode
 
@@ -74,6 +75,8 @@ def sgd_ode(prm: SgdOde, out: Out = None, plot: Plot = None, json_: Json = False
         plot_sgd(plot, ode=res, title=_title(prm))
     if json_:
         last = {"q": res["q"].values[-1]} if "q" in res else {"Q": res["Q"].values[-1]}
+        if "a" in res:  # the second layer's trajectory (t, j)
+            last["a"] = res["a"].values
         emit_json({"t": res["t"].values, "risk": res["risk"].values,
                    "t_stop": res.attrs["t_stop"], "reduction": res.attrs["reduction"],
                    "M": res["M"].values[-1], **last}, res, elapsed)
@@ -111,8 +114,12 @@ def sgd_simulate(
         start = prm.init if prm.init is not None else initial_overlaps(
             prm.p, prm.k, prm.d, prm.seed, prm.init_scale, prm.spherical)
         try:
-            th = ode(prm.student, prm.teacher, gamma=prm.gamma, t_max=prm.t_max,
-                     noise=prm.noise, init=start, spherical=prm.spherical, d=prm.d)
+            shared = {n: getattr(prm, n) for n in ("noise", "spherical", "d", "batch",
+                                                   "gamma_a", "weight_decay", "schedule",
+                                                   "schedule_t0", "schedule_beta",
+                                                   "schedule_times", "schedule_factors")}
+            th = ode(prm.student, prm.teacher, gamma=prm.gamma, t_max=prm.t_max, init=start,
+                     **shared)
         except TwolayerError as e:  # e.g. no valid reduction at this (p, d): simulate anyway
             print(f"twolayer: warning: no ODE: {e}", file=sys.stderr)
     save_result(sim, out, overwrite)
@@ -125,9 +132,13 @@ def sgd_simulate(
                "risk_std": sim["risk_std"].values, "risk_seeds": sim["risk"].values,
                "diverged_at": sim["diverged_at"].values,
                "us_per_step_per_run": sim.attrs["us_per_step_per_run"]}
+        if "a" in sim:  # the second layer's trajectory (seed, t, j)
+            obj["a"] = sim["a"].values
         if th is not None:
             obj["ode_risk"] = th["risk"].interp(t=sim["t"].values).values
             obj["ode_status"] = th.attrs["status"]
+            if "a" in th:
+                obj["ode_a"] = th["a"].interp(t=sim["t"].values).values
         emit_json(obj, sim, elapsed)
         finish(sim.attrs["status"])
         return

@@ -45,8 +45,8 @@ def asin(x):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _erf_variance(c, p, v, var_coef, noise, dq):
-    """Add var_coef · ((4/π²) Σ_ab v_a v_b I4[j,l,a,b] + Δ J2[j,l]) to dq, streamed.
+def _erf_variance(c, p, v, sa, var_coef, noise, dq):
+    """Add var_coef · sa_j sa_l ((4/π²) Σ_ab v_a v_b I4[j,l,a,b] + Δ J2[j,l]) to dq, streamed.
 
     For each pair j ≤ l the (a, b) sum runs over a ≤ b with O(p + k) scratch (x_b = Ω_jb,
     y_b = Ω_lb, 1/√Λ1_b, the arcsines of one row); Λ0 is linear in (Ω_ab, x_b, y_b) with
@@ -82,7 +82,7 @@ def _erf_variance(c, p, v, var_coef, noise, dq):
                 for b in range(a + 1, n):
                     row += 2.0 * v[b] * buf[b]
                 s += v[a] * row
-            val = var_coef * (_4PI2 * s + _2PI * noise) / math.sqrt(lam4)
+            val = sa[j] * sa[q] * (var_coef * (_4PI2 * s + _2PI * noise) / math.sqrt(lam4))
             dq[j, q] += val
             if q != j:
                 dq[q, j] += val
@@ -90,9 +90,17 @@ def _erf_variance(c, p, v, var_coef, noise, dq):
 
 @nb.njit(cache=True, fastmath=False)
 def erf_flow(c, p, v, var_coef, noise):
+    """:func:`erf_flow_scaled` with the second layer at 1 (the committee machine)."""
+    return erf_flow_scaled(c, p, v, np.ones(p), var_coef, noise)
+
+
+@nb.njit(cache=True, fastmath=False)
+def erf_flow_scaled(c, p, v, sa, var_coef, noise):
     """(dQ/dt, dM/dt) for erf(x/√2) student and teacher, closed forms (Saad & Solla 1995).
 
-    ``c`` is Ω = [[Q, M], [Mᵀ, P]], ``v`` the error weights. Gradient term through
+    ``c`` is Ω = [[Q, M], [Mᵀ, P]], ``v`` the error weights, ``sa`` the second layer (the
+    gradient of w_j carries sa_j: drift rows × sa_j, variance term × sa_j sa_l). Gradient term
+    through
     I3(j, b, c) = (2/π) (Ω_bc (1 + Ω_jj) − Ω_jb Ω_jc) / ((1 + Ω_jj) √Λ3), variance term through
     I4 = (4/π²) arcsin(Λ0 / √(Λ1 Λ2)) / √Λ4 and J2 = (2/π) / √Λ4 (:func:`_erf_variance`).
     Memory O(p + k) besides Ω and the outputs.
@@ -110,12 +118,12 @@ def erf_flow(c, p, v, var_coef, noise):
     dm = np.empty((p, n - p))
     for j in range(p):
         for m in range(n - p):
-            dm[j, m] = t[j, p + m]
+            dm[j, m] = sa[j] * t[j, p + m]
         for q in range(p):
-            dq[j, q] = t[j, q] + t[q, j]
+            dq[j, q] = sa[j] * t[j, q] + sa[q] * t[q, j]
     if var_coef == 0.0:
         return dq, dm
-    _erf_variance(c, p, v, var_coef, noise, dq)
+    _erf_variance(c, p, v, sa, var_coef, noise, dq)
     return dq, dm
 
 
@@ -194,6 +202,70 @@ def sgd_block(w, wt, xs, noise, lr, sk, tk, spherical, alive):
                 cj = coef[j]
                 for i in range(d):
                     w[s, j, i] -= cj * x[i]
+            if spherical:
+                for j in range(p):
+                    nrm = 0.0
+                    for i in range(d):
+                        nrm += w[s, j, i] * w[s, j, i]
+                    scale = math.sqrt(d / nrm)
+                    for i in range(d):
+                        w[s, j, i] *= scale
+
+
+@nb.njit(cache=True, fastmath=True)
+def sgd_batch_block(w, wt, sa, xs, noise, lrs, lras, shrink, batch, sk, tk, spherical, alive,
+                    grad):
+    """Mini-batch SGD steps with a second layer and weight decay; ``w``, ``sa`` in place.
+
+    Step i uses the inputs xs[s, i·b:(i+1)·b] (b = ``batch``) and the error e = ŷ − y,
+    ŷ = (1/p) Σ_j sa_j σ(λ_j): w_j ← shrink_i w_j − lrs_i (1/b) Σ_μ e_μ sa_j σ'(λ_jμ) x_μ/√d
+    (lrs_i = γ_i/p, shrink_i = 1 − γ_i ω/(p d)), sa_j ← sa_j − lras_i (1/b) Σ_μ e_μ σ(λ_jμ)
+    (lras_i = γ_a,i/d). ``grad`` (p, d) is scratch.
+    """
+    n_runs, p, d = w.shape
+    k = wt.shape[1]
+    inv_sqrt_d = 1.0 / math.sqrt(d)
+    lam = np.empty(p)
+    ga = np.empty(p)
+    for s in range(n_runs):
+        if not alive[s]:
+            continue
+        for step in range(lrs.shape[0]):
+            grad[:, :] = 0.0
+            ga[:] = 0.0
+            esum = 0.0
+            for mu in range(step * batch, (step + 1) * batch):
+                x = xs[s, mu]
+                y = 0.0
+                for r in range(k):
+                    acc = 0.0
+                    for i in range(d):
+                        acc += wt[s, r, i] * x[i]
+                    y += _act(tk, acc * inv_sqrt_d)
+                y = y / k + noise[s, mu]
+                yhat = 0.0
+                for j in range(p):
+                    acc = 0.0
+                    for i in range(d):
+                        acc += w[s, j, i] * x[i]
+                    lam[j] = acc * inv_sqrt_d
+                    yhat += sa[s, j] * _act(sk, lam[j])
+                err = yhat / p - y
+                esum += abs(err)
+                for j in range(p):
+                    ga[j] += err * _act(sk, lam[j])
+                    cj = err * sa[s, j] * _dact(sk, lam[j])
+                    for i in range(d):
+                        grad[j, i] += cj * x[i]
+            if not math.isfinite(esum):
+                alive[s] = False
+                break
+            cw = lrs[step] * inv_sqrt_d / batch
+            for j in range(p):
+                for i in range(d):
+                    w[s, j, i] = shrink[step] * w[s, j, i] - cw * grad[j, i]
+            for j in range(p):
+                sa[s, j] -= lras[step] * ga[j] / batch
             if spherical:
                 for j in range(p):
                     nrm = 0.0

@@ -64,9 +64,13 @@ _NODES_2D_KINK = 160  # per axis when a kinked activation has no closed form for
 _NODES_4D = 10
 
 
-def error_weights(p: int, k: int) -> np.ndarray:
-    """v with e = y* − ŷ = Σ_a v_a h_a: −1/p on the students, 1/k on the teachers."""
-    return np.concatenate([np.full(p, -1.0 / p), np.full(k, 1.0 / k)])
+def error_weights(p: int, k: int, a: np.ndarray | None = None) -> np.ndarray:
+    """v with e = y* − ŷ = Σ_a v_a h_a: −a_j/p on the students (a_j = 1 when ``a`` is None),
+    1/k on the teachers; ``a`` of shape (..., p) gives v of shape (..., p + k)."""
+    if a is None:
+        return np.concatenate([np.full(p, -1.0 / p), np.full(k, 1.0 / k)])
+    a = np.asarray(a, dtype=float)
+    return np.concatenate([-a / p, np.full((*a.shape[:-1], k), 1.0 / k)], axis=-1)
 
 
 # --------------------------------------------------------------------------- pair integrals
@@ -210,14 +214,22 @@ class Engine:
         bottom = np.concatenate([np.swapaxes(top[..., p:], -1, -2), tt], axis=-1)
         return np.concatenate([top, bottom], axis=-2)
 
-    def risk(self, omega: np.ndarray, p: int) -> np.ndarray:
-        """Excess risk ½ E[(y* − ŷ)²] (array over the leading axes of ``omega``)."""
-        v = error_weights(p, omega.shape[-1] - p)
-        return 0.5 * np.einsum("...ab,a,b->...", self.i2(omega, p), v, v)
+    def risk(self, omega: np.ndarray, p: int, a: np.ndarray | None = None) -> np.ndarray:
+        """Excess risk ½ E[(y* − ŷ)²] (array over the leading axes of ``omega``); ``a`` (...,
+        p): second-layer weights, ŷ = (1/p) Σ_j a_j σ(λ_j) (None: all 1)."""
+        v = error_weights(p, omega.shape[-1] - p, a)
+        if a is None:
+            return 0.5 * np.einsum("...ab,a,b->...", self.i2(omega, p), v, v)
+        return 0.5 * np.einsum("...ab,...a,...b->...", self.i2(omega, p), v, v)
+
+    def readout(self, omega: np.ndarray, p: int, a: np.ndarray) -> np.ndarray:
+        """E[(y − ŷ) σ(λ_j)] (p,) at one covariance: minus the second layer's gradient."""
+        return self._rows("ff", omega, p) @ error_weights(p, omega.shape[0] - p, a)
 
     def risk_of_weights(self, student: np.ndarray, teacher: np.ndarray,
-                        budget: int = 1 << 24) -> float:
-        """Excess risk of weights (p, d), (k, d) without forming p × p arrays.
+                        budget: int = 1 << 24, a: np.ndarray | None = None) -> float:
+        """Excess risk of weights (p, d), (k, d) (second layer ``a``, None: all 1) without
+        forming p × p arrays.
 
         Q is built and contracted ``budget`` pair-evaluations at a time (quadrature nodes
         included), so memory stays ∝ budget + p·d even at p = 10⁴.
@@ -239,25 +251,35 @@ class Engine:
         for lo in range(0, p, rows):
             hi = min(p, lo + rows)
             cab = student[lo:hi] @ student.T / d
-            ss += float(np.sum(_pair("ff", self.student, self.student, qd[lo:hi, None],
-                                     qd[None], cab)))
-        return 0.5 * (ss / p**2 - 2.0 * float(np.sum(st)) / (p * k) + float(np.sum(tt)) / k**2)
+            pairs = _pair("ff", self.student, self.student, qd[lo:hi, None], qd[None], cab)
+            ss += float(np.sum(pairs) if a is None else a[lo:hi] @ pairs @ a)
+        st = float(np.sum(st) if a is None else np.sum(a @ st))
+        return 0.5 * (ss / p**2 - 2.0 * st / (p * k) + float(np.sum(tt)) / k**2)
 
-    def flow(self, omega: np.ndarray, p: int, noise: float, var_coef: float):
-        """(dQ/dt, dM/dt) at ``omega`` (one covariance, shape (p+k, p+k))."""
-        v = error_weights(p, omega.shape[0] - p)
+    def flow(self, omega: np.ndarray, p: int, noise: float, var_coef: float,
+             a: np.ndarray | None = None):
+        """(dQ/dt, dM/dt) at ``omega`` (one covariance, shape (p+k, p+k)).
+
+        ``a`` (p,): second-layer weights (None: all 1); the gradient of w_j carries a_j, so
+        dM_j· and the drift of dQ_jl gain a_j (a_l), the variance term a_j a_l.
+        """
+        v = error_weights(p, omega.shape[0] - p, a)
         # Stein: I3[j,b,c] = Ω_bj A[j,c] + Ω_bc B[j,c], A = E[σ''_j h_c], B = E[σ'_j h'_c].
-        a = self._rows("d2f", omega, p)
+        a2 = self._rows("d2f", omega, p)
         b = self._rows("d1d1", omega, p)
-        t = omega[:, :p].T * (a @ v)[:, None] + (b * v) @ omega
+        t = omega[:, :p].T * (a2 @ v)[:, None] + (b * v) @ omega
+        if a is not None:
+            t = a[:, None] * t
         dq = t[:, :p] + t[:, :p].T
         if var_coef:
-            dq = dq + var_coef * self.variance(omega, p, noise)
+            var = self.variance(omega, p, noise, a)
+            dq = dq + var_coef * (var if a is None else np.outer(a, a) * var)
         return dq, t[:, p:]
 
-    def variance(self, omega: np.ndarray, p: int, noise: float) -> np.ndarray:
-        """Σ_ab v_a v_b I4[j,l,a,b] + Δ J2[j,l] (p × p)."""
-        v = error_weights(p, omega.shape[0] - p)
+    def variance(self, omega: np.ndarray, p: int, noise: float,
+                 a: np.ndarray | None = None) -> np.ndarray:
+        """Σ_ab v_a v_b I4[j,l,a,b] + Δ J2[j,l] (p × p), v the error weights of ``a``."""
+        v = error_weights(p, omega.shape[0] - p, a)
         j2 = _pairs("d1d1", self.student, self.student, omega, slice(0, p), slice(0, p))
         s_form, t_form = self.student.closed_form, self.teacher.closed_form
         if s_form == "linear":
@@ -325,9 +347,9 @@ def _i4_contracted_quad(eng: Engine, omega, p, v, chunk: int = 256):
 @cache
 def _erf_flow():
     """The compiled erf right-hand side (Numba is imported and the kernel loaded on first use)."""
-    from twolayer.sgd._kernels import erf_flow
+    from twolayer.sgd._kernels import erf_flow_scaled
 
-    return erf_flow
+    return erf_flow_scaled
 
 
 @cache
@@ -336,13 +358,21 @@ def _erf_weights(p: int, k: int) -> np.ndarray:
     return error_weights(p, k)
 
 
+@cache
+def _ones(p: int) -> np.ndarray:
+    return np.ones(p)
+
+
 @dataclass(frozen=True)
 class ErfEngine(Engine):
     """erf(x/√2) student and teacher: every integral in closed form, RHS compiled by Numba."""
 
-    def flow(self, omega, p, noise, var_coef):
-        return _erf_flow()(np.ascontiguousarray(omega, dtype=np.float64), p,
-                           _erf_weights(p, omega.shape[0] - p), float(var_coef), float(noise))
+    def flow(self, omega, p, noise, var_coef, a=None):
+        k = omega.shape[0] - p
+        v, a = (_erf_weights(p, k), _ones(p)) if a is None else (
+            error_weights(p, k, a), np.ascontiguousarray(a, dtype=np.float64))
+        return _erf_flow()(np.ascontiguousarray(omega, dtype=np.float64), p, v, a,
+                           float(var_coef), float(noise))
 
 
 def engine(student: str | Activation, teacher: str | Activation) -> Engine:

@@ -16,10 +16,18 @@ dQ_jl ← Φ_jl − ½Q_jl(Φ_jj + Φ_ll), dM_jr ← Ψ_jr − ½M_jr Φ_jj, wit
 above. The risk reported is the excess risk R = ½E[(ŷ − y*)²]: the population risk of Eq. 2
 less its noise floor Δ/2. The code writes x ~ N(0, I_d) and λ = w·x/√d where the paper writes
 x ~ N(0, I_d/d) and λ = w·x: the same fields.
+
+Extensions (the parameters ``batch`` b, ``gamma_a`` γ_a, ``weight_decay`` ω, ``schedule`` g):
+with a second layer ŷ = (1/p) Σ_j a_j σ(λ_j) the gradient of w_j carries a_j, so
+dM_jr = g (a_j E[e σ'_j λ⋆_r] − ω M_jr), dQ_jl = g (a_j E[e σ'_j λ_l] + a_l E[e σ'_l λ_j]
+− 2ω Q_jl) + g² (γ/(p b)) a_j a_l E[e² σ'_j σ'_l] and da_j/dt = g (γ_a p/γ) E[e σ(λ_j)]
+(e = y − ŷ as above; t keeps counting steps at the base rate γ, see
+:mod:`twolayer.sgd.schedule`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import warnings
@@ -36,6 +44,7 @@ from twolayer.resources import available_bytes
 from twolayer.results import stamp
 from twolayer.sgd.init import Overlaps, initial_overlaps, omega_of
 from twolayer.sgd.integrals import Engine, ErfEngine, engine
+from twolayer.sgd.schedule import Schedule
 
 __all__ = ["choose_reduction", "memory_estimate", "ode", "time_grid"]
 
@@ -50,44 +59,64 @@ def time_grid(t_max: float, per_decade: int = 20, t_min: float | None = None) ->
 
 
 class _System:
-    """Packs (Q upper triangle, M) into a vector and evaluates the flow."""
+    """Packs (Q upper triangle, M, and a when it is trained) into a vector; evaluates the flow.
+
+    With the extensions (mini-batch b, second layer a, weight decay ω, schedule g(t)):
+    dM = g (a_j-weighted drift − ω M), dQ = g (drift − 2ω Q) + g² (γ/(p b)) a_j a_l E[e²σ'σ'],
+    da_j = g (γ_a p/γ) E[(y − ŷ) σ(λ_j)].
+    """
 
     def __init__(self, eng: Engine, P, p: int, gamma: float, noise: float, variance: bool,
-                 spherical: bool):
+                 spherical: bool, batch: int = 1, gamma_a: float = 0.0, decay: float = 0.0,
+                 schedule: Schedule | None = None):
         self.eng, self.P, self.p, self.k = eng, P, p, P.shape[0]
         self.iu = np.triu_indices(p)
-        self.var_coef = gamma / p if variance else 0.0
+        self.var_coef = gamma / (p * batch) if variance else 0.0
         self.noise, self.spherical = noise, spherical
+        self.a_coef = gamma_a * p / gamma  # da/dt = (γ_a p/γ) E[(y − ŷ) σ]
+        self.decay = decay
+        self.schedule = None if schedule is None or schedule.constant else schedule
         self.omega = np.zeros((p + self.k, p + self.k))
         self.omega[p:, p:] = P
 
-    def pack(self, Q, M):
-        return np.concatenate([Q[self.iu], M.ravel()])
+    def pack(self, Q, M, a=None):
+        parts = [Q[self.iu], M.ravel()]
+        return np.concatenate([*parts, a] if self.a_coef else parts)
 
     def unpack(self, y):
+        """(Q, M, a): a is None when the second layer is fixed at 1."""
         p = self.p
         ntri = self.iu[0].size
         Q = np.zeros((p, p))
         Q[self.iu] = y[:ntri]
         Q = Q + np.triu(Q, 1).T
-        return Q, y[ntri:].reshape(p, self.k)
+        n_m = ntri + p * self.k
+        a = y[n_m:] if self.a_coef else None
+        return Q, y[ntri:n_m].reshape(p, self.k), a
 
     def rhs(self, t, y):
-        Q, M = self.unpack(y)
+        Q, M, a = self.unpack(y)
         om = self.omega
         om[: self.p, : self.p] = Q
         om[: self.p, self.p:] = M
         om[self.p:, : self.p] = M.T
-        dq, dm = self.eng.flow(om, self.p, self.noise, self.var_coef)
+        g = 1.0 if self.schedule is None else self.schedule.factor(t)
+        dq, dm = self.eng.flow(om, self.p, self.noise, self.var_coef * g, a)
+        if self.decay:
+            dq = dq - 2.0 * self.decay * Q
+            dm = dm - self.decay * M
+        if g != 1.0:
+            dq, dm = g * dq, g * dm
         if self.spherical:
             dd = np.diag(dq).copy()
             dq = dq - 0.5 * Q * (dd[:, None] + dd[None, :])
             dm = dm - 0.5 * M * dd[:, None]
-        return self.pack(dq, dm)
+        da = g * self.a_coef * self.eng.readout(om, self.p, a) if self.a_coef else None
+        return self.pack(dq, dm, da)
 
     def omegas(self, ys):
         """Ω at every column of ys (n_state, n_t) → (n_t, p+k, p+k)."""
-        pairs = [self.unpack(y) for y in ys.T]
+        pairs = [self.unpack(y)[:2] for y in ys.T]
         if not pairs:
             return np.empty((0, self.p + self.k, self.p + self.k))
         Q, M = (np.stack(a) for a in zip(*pairs, strict=True))
@@ -115,9 +144,10 @@ def _euler(rhs, y0, t_eval, dt, scale):
 
 
 def integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, method: str, rtol: float, atol: float,
-              dt: float) -> tuple[np.ndarray, str, float, int, str]:
+              dt: float, breaks: tuple[float, ...] = ()) -> tuple[np.ndarray, str, float, int, str]:
     """Integrate dy/dt = rhs(t, y) from t = 0; the states at ``t_eval`` (NaN after a stop).
 
+    ``breaks``: times where rhs jumps (a steps schedule); solve_ivp restarts there.
     Returns (ys, status, t_stop, nfev, message) with status "ok", "diverged" (|y| beyond 1e6 ×
     its start: a terminal event) or "failed" (the solver gave up); it warns for the last two.
     """
@@ -142,18 +172,26 @@ def integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, method: str, rtol: float,
 
         blowup.terminal = True
         t_max = float(t_eval[-1])
-        sol = solve_ivp(guarded, (0.0, t_max), y0, method=method, t_eval=t_eval,
-                        rtol=rtol, atol=atol, events=blowup,
-                        **solver_options(method, y0.size))
+        edges = [0.0, *(b for b in breaks if 0.0 < b < t_max), t_max]
         ys = np.full((y0.size, t_eval.size), np.nan)
-        ys[:, : sol.y.shape[1]] = sol.y
-        nfev, message = int(sol.nfev), str(sol.message)
-        if sol.status == 1:
-            status, t_stop = "diverged", float(sol.t_events[0][0])
-        elif sol.status < 0:
-            status, t_stop = "failed", float(sol.t[-1]) if sol.t.size else 0.0
-        else:
-            status, t_stop = "ok", t_max
+        y, nfev, status, t_stop = y0, 0, "ok", t_max
+        for lo, hi in itertools.pairwise(edges):
+            inside = np.flatnonzero((t_eval >= lo) & (t_eval <= hi))
+            te = np.union1d(t_eval[inside], [hi])  # the end state starts the next segment
+            sol = solve_ivp(guarded, (lo, hi), y, method=method, t_eval=te,
+                            rtol=rtol, atol=atol, events=blowup,
+                            **solver_options(method, y0.size))
+            cols = np.searchsorted(te, t_eval[inside])
+            got = cols < sol.y.shape[1]
+            ys[:, inside[got]] = sol.y[:, cols[got]]
+            nfev, message = nfev + int(sol.nfev), str(sol.message)
+            if sol.status == 1:
+                status, t_stop = "diverged", float(sol.t_events[0][0])
+            elif sol.status < 0:
+                status, t_stop = "failed", float(sol.t[-1]) if sol.t.size else lo
+            if status != "ok":
+                break
+            y = sol.y[:, -1]
     if failure:
         t_fail, what = failure["at"]
         status, t_stop = "failed", t_fail
@@ -325,7 +363,7 @@ def run_solver(rhs, y0, t_eval, prm: SgdOde, solver: str, rtol: float) -> Run:
     """:func:`integrate` with the parameters' tolerances, timed."""
     started = time.perf_counter()
     ys, status, t_stop, nfev, message = integrate(rhs, y0, t_eval, solver, rtol, prm.atol,
-                                                  prm.dt)
+                                                  prm.dt, Schedule.of(prm).breaks)
     return Run(ys, status, t_stop, nfev, message, solver, rtol,
                time.perf_counter() - started)
 
@@ -376,7 +414,9 @@ def ode(prm: SgdOde) -> xr.Dataset:
     the quadrature) for other activations, RK45 with rtol 1e-7 for the wide reduction. A
     blow-up (|overlaps| beyond 1e6 × their start) stops the integration: status "diverged",
     its time in ``t_stop``, NaN afterwards, and a
-    :class:`DivergenceWarning`.
+    :class:`DivergenceWarning`. ``batch``, ``gamma_a``, ``weight_decay`` and ``schedule``: the
+    extensions of the module docstring; with ``gamma_a`` > 0 (full ODE only) the result also
+    holds the second layer ``a`` (t, j).
     """
     reduction = choose_reduction(prm)
     if reduction == "wide":
@@ -406,24 +446,31 @@ def _integrate_full(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     rtol = prm.rtol if prm.rtol is not None else (1e-8 if erf else 1e-6)
     t_eval = time_grid(prm.t_max, prm.per_decade)
     need = check_memory(p, k, t_eval.size, solver)
-    system = _System(eng, init.P, p, prm.gamma, prm.noise, prm.variance, prm.spherical)
-    y0 = system.pack(init.Q, init.M)
+    system = _System(eng, init.P, p, prm.gamma, prm.noise, prm.variance, prm.spherical,
+                     prm.batch, prm.gamma_a, prm.weight_decay, Schedule.of(prm))
+    y0 = system.pack(init.Q, init.M, np.ones(p))
     units = np.r_[0, p:p + k]  # one student: loads a compiled kernel before the timing
-    eng.flow(system.omega[np.ix_(units, units)], 1, prm.noise, system.var_coef)
+    eng.flow(system.omega[np.ix_(units, units)], 1, prm.noise, system.var_coef,
+             None if system.a_coef == 0 else np.ones(1))
     rhs_seconds = _time_rhs(system.rhs, y0)
     run = run_solver(system.rhs, y0, t_eval, prm, solver, rtol)
     done = np.all(np.isfinite(run.ys), axis=0)
     risk = np.full(t_eval.size, np.nan)
     om = system.omegas(run.ys[:, done])
+    a_t = run.ys[-p:, done].T if system.a_coef else None  # (n_done, p)
     if om.shape[0]:
-        risk[done] = eng.risk(om, p)
+        risk[done] = eng.risk(om, p, a_t)
     Qs = np.full((t_eval.size, p, p), np.nan)
     Ms = np.full((t_eval.size, p, k), np.nan)
     Qs[done] = om[:, :p, :p]
     Ms[done] = om[:, :p, p:]
-    ds = xr.Dataset({"risk": ("t", risk), "Q": (("t", "j", "l"), Qs),
-                     "M": (("t", "j", "r"), Ms), "P": (("r", "s"), init.P)},
-                    coords={"t": t_eval})
+    data = {"risk": ("t", risk), "Q": (("t", "j", "l"), Qs), "M": (("t", "j", "r"), Ms),
+            "P": (("r", "s"), init.P)}
+    if a_t is not None:
+        As = np.full((t_eval.size, p), np.nan)
+        As[done] = a_t
+        data["a"] = (("t", "j"), As)
+    ds = xr.Dataset(data, coords={"t": t_eval})
     ds.attrs.update(memory_bytes_estimate=need, rhs_seconds=rhs_seconds,
                     seconds_estimate=rhs_seconds * expected_evaluations(prm.t_max, solver, prm.dt))
     return ds, run

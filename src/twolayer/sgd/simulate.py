@@ -8,6 +8,12 @@ each step (arXiv 2305.18502v2, Eq. 14). All runs start from the weights of
 :func:`twolayer.sgd.init.initial_weights` and differ in their data only (run i: SFC64 stream
 seeded by (seed, i)). The excess risk is the exact population risk ½E[(ŷ − y*)²] of the
 current weights, from their overlaps.
+
+Extensions (``batch``, ``gamma_a``, ``weight_decay``, ``schedule``): ŷ = (1/p) Σ_j a_j σ(λ_j),
+a_j(0) = 1; step ν uses b fresh samples and the rate γ_ν = γ·g(ν·γ/(p·d)), e = ŷ − y:
+w_j ← (1 − γ_ν ω/(p d)) w_j − (γ_ν/p)(1/b) Σ_μ e_μ a_j σ'(λ_jμ) x_μ/√d and
+a_j ← a_j − (γ_a g/d)(1/b) Σ_μ e_μ σ(λ_jμ), both at the weights before the step. The time
+stays t = ν·γ/(p·d).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from twolayer.results import stamp
 from twolayer.sgd.init import Overlaps, initial_weights, omega_of, weights_with
 from twolayer.sgd.integrals import engine
 from twolayer.sgd.ode import time_grid
+from twolayer.sgd.schedule import Schedule
 
 __all__ = ["simulate"]
 
@@ -49,6 +56,30 @@ def _numpy_block(w, wt, xs, noise, lr, s_act, t_act, spherical, alive):
             w *= math.sqrt(d) / np.linalg.norm(w, axis=-1, keepdims=True)
 
 
+def _numpy_batch_block(w, wt, a, xs, noise, lrs, lras, shrink, batch, s_act, t_act, spherical,
+                       alive):
+    """Fallback of the extended step (mini-batch, second layer a, decay, schedule): NumPy,
+    vectorised over runs and the batch (see :func:`twolayer.sgd._kernels.sgd_batch_block`)."""
+    d = w.shape[-1]
+    for step in range(lrs.size):
+        x = xs[:, step * batch:(step + 1) * batch]  # (S, b, d)
+        lam = np.einsum("spd,sbd->sbp", w, x) / math.sqrt(d)
+        y = (t_act.fn(np.einsum("skd,sbd->sbk", wt, x) / math.sqrt(d)).mean(-1)
+             + noise[:, step * batch:(step + 1) * batch])
+        h = s_act.fn(lam)
+        err = np.einsum("sbp,sp->sb", h, a) / w.shape[1] - y  # (S, b)
+        alive &= np.all(np.isfinite(err), axis=1)
+        coef = err[:, :, None] * a[:, None, :] * s_act.deriv(lam)  # (S, b, p)
+        grad = np.einsum("sbp,sbd->spd", coef, x) / (batch * math.sqrt(d))
+        da = np.einsum("sb,sbp->sp", err, h) / batch
+        grad[~alive], da[~alive] = 0.0, 0.0
+        w[alive] *= shrink[step]
+        w -= lrs[step] * grad
+        a -= lras[step] * da
+        if spherical:
+            w[alive] *= math.sqrt(d) / np.linalg.norm(w[alive], axis=-1, keepdims=True)
+
+
 def _schedule(prm: SgdSimulate) -> tuple[float, int, np.ndarray]:
     """The time change t = ν·γ/(p·d): steps per unit of t, total steps, recorded step counts."""
     steps_per_t = prm.p * prm.d / prm.gamma
@@ -56,9 +87,9 @@ def _schedule(prm: SgdSimulate) -> tuple[float, int, np.ndarray]:
     if n_total < 1:
         raise ParameterError(f"t_max = {prm.t_max:g} is less than one SGD step "
                              f"(γ/(p·d) = {1 / steps_per_t:.3g})")
-    if n_total > 5e9:
-        raise ParameterError(f"t_max = {prm.t_max:g} needs {n_total:.3g} SGD steps per run; use "
-                             "the ODE or a larger γ")
+    if n_total * prm.batch > 5e9:
+        raise ParameterError(f"t_max = {prm.t_max:g} needs {n_total * prm.batch:.3g} samples "
+                             "per run; use the ODE or a larger γ")
     marks = np.round(time_grid(prm.t_max, prm.per_decade) * steps_per_t).astype(np.int64)
     return steps_per_t, n_total, np.unique(marks)
 
@@ -96,22 +127,53 @@ class _Runs:
             self.step, self.acts = _numpy_block, (s_act, t_act)
         self.lr = self.dtype(prm.gamma / prm.p)
         self.sqrt_noise, self.spherical = math.sqrt(prm.noise), prm.spherical
-        self.block = max(1, _BLOCK_ELEMENTS // (n * prm.d))
+        self.batch = prm.batch
+        self.block = max(1, _BLOCK_ELEMENTS // (n * prm.d * prm.batch))
+        self.a = np.ones((n, prm.p), dtype=self.dtype)
+        self.extended = prm.extended
+        if self.extended:  # γ_i/p, γ_a,i/d and 1 − γ_i ω/(p d) at step i, γ_i = γ·g(t_i)
+            self.sched, self.steps_per_t = Schedule.of(prm), prm.p * prm.d / prm.gamma
+            self.rates = (prm.gamma / prm.p, prm.gamma_a / prm.d,
+                          prm.gamma * prm.weight_decay / (prm.p * prm.d))
+            self.done = 0
+            if self.compiled:
+                from twolayer.sgd._kernels import sgd_batch_block
+
+                self.step = sgd_batch_block
+                self.grad = np.empty((prm.p, prm.d), dtype=self.dtype)
+            else:
+                self.step = _numpy_batch_block
 
     def advance(self, n_steps: int) -> None:
-        """``n_steps`` SGD steps of every live run (w_j ← w_j − (γ/p)(ŷ − y)σ'(λ_j)x/√d)."""
+        """``n_steps`` SGD steps of every live run (w_j ← w_j − (γ/p)(ŷ − y)σ'(λ_j)x/√d, or
+        the extended step of :func:`simulate`)."""
         n, d = self.w.shape[0], self.w.shape[-1]
         while n_steps > 0:
             b = int(min(self.block, n_steps))
-            xs = np.empty((n, b, d), dtype=self.dtype)
-            eps = np.empty((n, b), dtype=self.dtype)
+            m = b * self.batch
+            xs = np.empty((n, m, d), dtype=self.dtype)
+            eps = np.empty((n, m), dtype=self.dtype)
             for r, g in enumerate(self.gens):
                 if self.alive[r]:
                     g.standard_normal(out=xs[r], dtype=self.dtype)
                     g.standard_normal(out=eps[r], dtype=self.dtype)
             eps *= self.sqrt_noise
-            self.step(self.w, self.wt, xs, eps, self.lr, *self.acts, self.spherical, self.alive)
+            if self.extended:
+                self._extended(xs, eps, b)
+            else:
+                self.step(self.w, self.wt, xs, eps, self.lr, *self.acts, self.spherical,
+                          self.alive)
             n_steps -= b
+
+    def _extended(self, xs, eps, n_steps: int) -> None:
+        g = self.sched.factor((self.done + np.arange(n_steps)) / self.steps_per_t)
+        g = np.broadcast_to(np.asarray(g, dtype=np.float64), (n_steps,))
+        lrs, lras, shrink = (np.ascontiguousarray(r * g, dtype=self.dtype) for r in self.rates)
+        shrink = (1.0 - shrink).astype(self.dtype)
+        args = (self.w, self.wt, self.a, xs, eps, lrs, lras, shrink, self.batch, *self.acts,
+                self.spherical, self.alive)
+        self.step(*args, self.grad) if self.compiled else self.step(*args)
+        self.done += n_steps
 
 
 class _Record:
@@ -126,6 +188,7 @@ class _Record:
         self.risk = np.full((n, n_t), np.nan)
         self.M = np.full((n, n_t, p, k), np.nan)
         self.Q = np.full((n, n_t, p, p) if self.full_q else (n, n_t, p), np.nan)
+        self.A = np.full((n, n_t, p), np.nan) if prm.gamma_a > 0 else None
         self.diverged_at = np.full(n, np.nan)
         self.risk0: float | None = None
 
@@ -133,17 +196,22 @@ class _Record:
         """Record column ``i`` (time ``t``); a run whose weights are not finite or whose risk
         exceeds 1e6 × max(1, its start) is stopped there."""
         w64 = runs.w.astype(np.float64, copy=False)
+        a = runs.a.astype(np.float64) if self.A is not None else None
         M = np.einsum("spd,kd->spk", w64, self.teacher_w) / self.d
         finite = runs.alive & np.all(np.isfinite(w64), axis=(-1, -2))
+        if a is not None:
+            finite &= np.all(np.isfinite(a), axis=-1)
         r_now = np.full(w64.shape[0], np.nan)
         if self.full_q:
             Q = np.einsum("spd,sqd->spq", w64, w64) / self.d
             if finite.any():
-                r_now[finite] = self.eng.risk(omega_of(Q, M, self.P)[finite], self.p)
+                r_now[finite] = self.eng.risk(omega_of(Q, M, self.P)[finite], self.p,
+                                              None if a is None else a[finite])
         else:  # wide: one run at a time, Q in row blocks (memory ∝ p·d, not S·p²)
             Q = np.einsum("spd,spd->sp", w64, w64) / self.d
             for r in np.flatnonzero(finite):
-                r_now[r] = self.eng.risk_of_weights(w64[r], self.teacher_w)
+                r_now[r] = self.eng.risk_of_weights(w64[r], self.teacher_w,
+                                                    a=None if a is None else a[r])
         if self.risk0 is None:
             self.risk0 = max(1.0, float(np.nanmax(r_now)))
         blown = ~finite | ~(r_now <= 1e6 * self.risk0)
@@ -151,6 +219,8 @@ class _Record:
         runs.alive &= ~blown
         live = runs.alive
         self.risk[live, i], self.M[live, i], self.Q[live, i] = r_now[live], M[live], Q[live]
+        if a is not None:
+            self.A[live, i] = a[live]
 
 
 @takes(SgdSimulate)
@@ -164,6 +234,8 @@ def simulate(prm: SgdSimulate) -> xr.Dataset:
     steps (ν = round(t·p·d/γ)); ``t`` holds the exact times ν·γ/(p·d). A run whose weights stop
     being finite, or whose risk exceeds 1e6 × max(1, its start), is stopped: NaN from then on,
     ``diverged_at`` holds its time, status "diverged", and a :class:`DivergenceWarning`.
+    With ``gamma_a`` > 0 the result also holds the second layer ``a`` (seed, t, j), and the
+    risk is that of the current (W, a). ``us_per_step_per_run`` counts steps (b samples each).
     """
     steps_per_t, n_total, marks = _schedule(prm)
     student_w, teacher_w = _start(prm)
@@ -199,8 +271,10 @@ def _dataset(rec: _Record, marks: np.ndarray, steps_per_t: float) -> xr.Dataset:
         mean = np.nanmean(rec.risk, axis=0)
         std = np.nanstd(rec.risk, axis=0, ddof=1) if n_runs > 1 else np.zeros(n_t)
     q_dims = ("seed", "t", "j", "l") if rec.full_q else ("seed", "t", "j")
+    second = {} if rec.A is None else {"a": (("seed", "t", "j"), rec.A)}
     return xr.Dataset(
         {
+            **second,
             "risk": (("seed", "t"), rec.risk),
             "risk_mean": ("t", mean),
             "risk_std": ("t", std),

@@ -11,7 +11,9 @@ Eq. 26,
 whose error is O(1/√p + 1/√d) (their Lemma 4 and Theorem 5); the finite-d form with random
 off-diagonal overlaps (Eq. 23) is not implemented. The paper's reduced ODE (Eq. 28) is derived
 from gradient flow (γ/p ≪ 1); the (γ/p) variance term below, and the spherical variant, are this
-package's extensions of it.
+package's extensions of it, as are mini-batches (the variance term × 1/b), weight decay
+(−ω M, −2ω q) and learning-rate schedules (drift × g(t), variance × g(t)²); a trained second
+layer is not reduced (ParameterError: use the full ODE).
 
 Given ν the units are then independent, and every expectation of the full ODE becomes a
 k-dimensional integral over ν of one-unit Gaussian moments in z. With e = y* − ŷ, F(ν) = E[ŷ | ν],
@@ -70,6 +72,7 @@ from twolayer.params import SgdOde
 from twolayer.sgd import _erf_moments
 from twolayer.sgd.init import Overlaps, initial_weights
 from twolayer.sgd.ode import Run, run_solver, time_grid
+from twolayer.sgd.schedule import Schedule
 
 __all__ = ["Reduced", "integrate_wide", "reduced_overlaps"]
 
@@ -290,16 +293,19 @@ class _WideSystem:
 
     def __init__(self, student: Activation, teacher: Activation, P, p: int, gamma: float,
                  noise: float, variance: bool, spherical: bool, n_nu: int | None,
-                 n_z: int | None):
+                 n_z: int | None, batch: int = 1, decay: float = 0.0,
+                 schedule: Schedule | None = None):
         self.student, self.teacher, self.p, self.k, self.n_z = student, teacher, p, P.shape[0], n_z
         self.P_inv = np.linalg.inv(P)
         self.chol = np.linalg.cholesky(P)
         self.fixed = None if n_nu is None else self._with_ystar(*_nu_rule(P, n_nu,
                                                                           bool(teacher.kinks)))
-        self.var_coef = gamma / p if variance else 0.0
+        self.var_coef = gamma / (p * batch) if variance else 0.0
         self.noise, self.spherical = noise, spherical
         entire = teacher.closed_form in ("erf", "linear", "square") or teacher.polynomial
         self.nu_h_x = _NU_H_X_ENTIRE if student.closed_form == "erf" and entire else None
+        self.decay = decay
+        self.schedule = None if schedule is None or schedule.constant else schedule
 
     def pack(self, M, q):
         return M.ravel().copy() if self.spherical else np.concatenate([M.ravel(), q])
@@ -341,14 +347,17 @@ class _WideSystem:
         mu = (ystar - mo.g0.mean(axis=1))[:, None] + mo.g0 / p  # E[e | ν] without unit j
         dM = ((mu * mo.g1 - mo.c1 / p) * w[:, None]).T @ nodes
         dq = 2.0 * q * (w @ (mu * mo.g2 - (mo.c2 + mo.h) / p))
+        g = 1.0 if self.schedule is None else self.schedule.factor(t)
         if self.var_coef:
             vz = mo.w2 - mo.g0**2  # Var_z σ(λ_l | ν)
             var = (vz.sum(axis=1)[:, None] - vz) / p**2
-            dq = dq + self.var_coef * (
+            dq = dq + self.var_coef * g * (
                 w @ ((mu * mu + var + self.noise) * mo.h - 2.0 * mu * mo.kk / p + mo.ll / p**2))
-        return self._pack_flow(M, dM, dq)
-
-    def _pack_flow(self, M, dM, dq):
+        if self.decay:  # q = Q_jj − M_j P⁻¹ M_jᵀ decays as Q: −2ω q
+            dM = dM - self.decay * M
+            dq = dq - 2.0 * self.decay * q
+        if g != 1.0:
+            dM, dq = g * dM, g * dq
         if self.spherical:
             dqjj = dq + 2.0 * _span(dM, self.P_inv, M)
             return (dM - 0.5 * M * dqjj[:, None]).ravel()
@@ -394,6 +403,9 @@ def integrate_wide(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     Gauss–Hermite, which is off by 0.1% to 40% for tanh at diag Q ≈ 2–8 with the former
     defaults (20, 24 at k = 2), but 4–13× cheaper at k = 2–3.
     """
+    if prm.gamma_a > 0:
+        raise ParameterError("the wide reduction has no trained second layer (gamma_a > 0); "
+                             "use reduction='full' (--reduction full)")
     init = prm.overlaps()
     n_z, n_nu = prm.n_z, prm.n_nu
     solver = "RK45" if prm.solver == "auto" else prm.solver
@@ -415,7 +427,7 @@ def integrate_wide(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     if n_z is None and s.polynomial:
         n_z = 24
     system = _WideSystem(s, t, P, p, prm.gamma, prm.noise, prm.variance, prm.spherical, n_nu,
-                         n_z)
+                         n_z, prm.batch, prm.weight_decay, Schedule.of(prm))
     if prm.spherical and not np.allclose(q0 + system.in_span(M0), 1.0, atol=1e-8):
         raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
     t_eval = time_grid(prm.t_max, prm.per_decade)
