@@ -159,6 +159,43 @@ def _dact(kind, x):
     return 1.0 - th * th
 
 
+@nb.njit(cache=True, fastmath=True, inline="always")
+def _teacher_label(wt, s, x, tk, inv_sqrt_d):
+    """(1/k) Σ_r σ⋆(w*_r·x/√d) for run s (the noise is added by the caller)."""
+    k, d = wt.shape[1], wt.shape[2]
+    y = 0.0
+    for r in range(k):
+        acc = 0.0
+        for i in range(d):
+            acc += wt[s, r, i] * x[i]
+        y += _act(tk, acc * inv_sqrt_d)
+    return y / k
+
+
+@nb.njit(cache=True, fastmath=True, inline="always")
+def _preactivations(w, s, x, inv_sqrt_d, lam):
+    """λ_j = w_j·x/√d of run s into ``lam``."""
+    p, d = w.shape[1], w.shape[2]
+    for j in range(p):
+        acc = 0.0
+        for i in range(d):
+            acc += w[s, j, i] * x[i]
+        lam[j] = acc * inv_sqrt_d
+
+
+@nb.njit(cache=True, fastmath=True, inline="always")
+def _renormalise(w, s):
+    """‖w_j‖² = d for every unit of run s (the spherical variant)."""
+    p, d = w.shape[1], w.shape[2]
+    for j in range(p):
+        nrm = 0.0
+        for i in range(d):
+            nrm += w[s, j, i] * w[s, j, i]
+        scale = math.sqrt(d / nrm)
+        for i in range(d):
+            w[s, j, i] *= scale
+
+
 @nb.njit(cache=True, fastmath=True)
 def sgd_block(w, wt, xs, noise, lr, sk, tk, spherical, alive):
     """Run ``xs.shape[1]`` SGD steps on every live run; ``w`` (S, p, d) is updated in place.
@@ -168,7 +205,6 @@ def sgd_block(w, wt, xs, noise, lr, sk, tk, spherical, alive):
     weights stop being finite is marked dead in ``alive`` and left alone.
     """
     n_runs, p, d = w.shape
-    k = wt.shape[1]
     inv_sqrt_d = 1.0 / math.sqrt(d)
     lam = np.empty(p)
     coef = np.empty(p)
@@ -177,19 +213,10 @@ def sgd_block(w, wt, xs, noise, lr, sk, tk, spherical, alive):
             continue
         for step in range(xs.shape[1]):
             x = xs[s, step]
-            y = 0.0
-            for r in range(k):
-                acc = 0.0
-                for i in range(d):
-                    acc += wt[s, r, i] * x[i]
-                y += _act(tk, acc * inv_sqrt_d)
-            y = y / k + noise[s, step]
+            y = _teacher_label(wt, s, x, tk, inv_sqrt_d) + noise[s, step]
+            _preactivations(w, s, x, inv_sqrt_d, lam)
             yhat = 0.0
             for j in range(p):
-                acc = 0.0
-                for i in range(d):
-                    acc += w[s, j, i] * x[i]
-                lam[j] = acc * inv_sqrt_d
                 yhat += _act(sk, lam[j])
             yhat /= p
             err = yhat - y
@@ -203,13 +230,7 @@ def sgd_block(w, wt, xs, noise, lr, sk, tk, spherical, alive):
                 for i in range(d):
                     w[s, j, i] -= cj * x[i]
             if spherical:
-                for j in range(p):
-                    nrm = 0.0
-                    for i in range(d):
-                        nrm += w[s, j, i] * w[s, j, i]
-                    scale = math.sqrt(d / nrm)
-                    for i in range(d):
-                        w[s, j, i] *= scale
+                _renormalise(w, s)
 
 
 @nb.njit(cache=True, fastmath=True)
@@ -223,7 +244,6 @@ def sgd_batch_block(w, wt, sa, xs, noise, lrs, lras, shrink, batch, sk, tk, sphe
     (lras_i = γ_a,i/d). ``grad`` (p, d) is scratch.
     """
     n_runs, p, d = w.shape
-    k = wt.shape[1]
     inv_sqrt_d = 1.0 / math.sqrt(d)
     lam = np.empty(p)
     ga = np.empty(p)
@@ -236,19 +256,10 @@ def sgd_batch_block(w, wt, sa, xs, noise, lrs, lras, shrink, batch, sk, tk, sphe
             esum = 0.0
             for mu in range(step * batch, (step + 1) * batch):
                 x = xs[s, mu]
-                y = 0.0
-                for r in range(k):
-                    acc = 0.0
-                    for i in range(d):
-                        acc += wt[s, r, i] * x[i]
-                    y += _act(tk, acc * inv_sqrt_d)
-                y = y / k + noise[s, mu]
+                y = _teacher_label(wt, s, x, tk, inv_sqrt_d) + noise[s, mu]
+                _preactivations(w, s, x, inv_sqrt_d, lam)
                 yhat = 0.0
                 for j in range(p):
-                    acc = 0.0
-                    for i in range(d):
-                        acc += w[s, j, i] * x[i]
-                    lam[j] = acc * inv_sqrt_d
                     yhat += sa[s, j] * _act(sk, lam[j])
                 err = yhat / p - y
                 esum += abs(err)
@@ -267,10 +278,4 @@ def sgd_batch_block(w, wt, sa, xs, noise, lrs, lras, shrink, batch, sk, tk, sphe
             for j in range(p):
                 sa[s, j] -= lras[step] * ga[j] / batch
             if spherical:
-                for j in range(p):
-                    nrm = 0.0
-                    for i in range(d):
-                        nrm += w[s, j, i] * w[s, j, i]
-                    scale = math.sqrt(d / nrm)
-                    for i in range(d):
-                        w[s, j, i] *= scale
+                _renormalise(w, s)
