@@ -334,13 +334,6 @@ class OnestepTheory(_Onestep):
     memory_hint: ClassVar[str] = "use d = 'inf' (the Marchenko–Pastur bulk), a smaller d, or " \
         "fewer alpha and lam values"
 
-    @model_validator(mode="after")
-    def _one_step(self):
-        if len(self.steps) > 1:
-            raise ValueError("several giant steps have no theory yet; simulate them "
-                             "(onestep simulate --alpha0 a1,a2 --eta e1,e2)")
-        return self
-
     @property
     def d_inf(self) -> bool:
         return self.d == "inf"

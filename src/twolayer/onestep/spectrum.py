@@ -38,27 +38,37 @@ from functools import cache
 import numpy as np
 from numpy.polynomial.legendre import leggauss
 
-from twolayer import activations
+from twolayer import activations, gaussian
 from twolayer._validate import integer, real
 from twolayer.errors import ModelAssumptionError, ParameterError
 
-__all__ = ["SpectralRule", "StepMap", "finite_rule", "mp_rule", "step_map"]
+__all__ = ["SpectralRule", "StepMap", "finite_rule", "mp_rule", "step_map", "step_maps"]
 
 _TINY = 1e-10
 
 
 @dataclass(frozen=True)
 class StepMap:
-    """sRF parameters induced by the step (see the module docstring)."""
+    """sRF parameters induced by the step(s) (see the module docstring).
+
+    After step t of several: ``spike`` r_t, ``alignment`` γ_t = ĝ_t·θ, ``bulk_scale`` √c_t,
+    ``bulk_shrink`` the step's c₀_t, ``residual_var`` the step's E ρ²; ``direction`` ĝ_t in the
+    orthonormal basis (θ, ξ_1, …, ξ_t) (θ the teacher, ξ_s the fresh noise direction of step s);
+    ``even_coupling`` ε_t = η̃_t E[σ''(λ) σ⋆''(θ·x)], the coefficient of the per-neuron term the
+    spiked model leaves out (0 at the first step, where the map refuses it).
+    """
 
     bulk_scale: float  # √c: rms row norm of the bulk of W1
     bulk_shrink: float  # c₀ = 1 + η̃ μ2 (μ0⋆ − μ0)
     spike: float  # r_s = η̃ μ1 ‖g‖
     alignment: float  # γ = μ1⋆ / ‖g‖
     residual_var: float  # E ρ² = E(σ⋆ − μ0)² + Δ
+    direction: tuple[float, ...] = ()
+    even_coupling: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+        """The scalar fields (``direction`` left out)."""
+        return {k: v for k, v in asdict(self).items() if k != "direction"}
 
 
 def step_map(student, teacher, alpha0: float, eta: float, noise: float = 0.0) -> StepMap:
@@ -96,6 +106,109 @@ def step_map(student, teacher, alpha0: float, eta: float, noise: float = 0.0) ->
         raise ParameterError(f"eta = {eta:g} with alpha0 = {alpha0:g} overflows the step map (the "
                              "bulk variance c is not a finite number); use a smaller eta")
     return StepMap(math.sqrt(c), shrink, eta * mu1 * gnorm, mu1t / gnorm, resid_var)
+
+
+def step_maps(student, teacher, alpha0s, etas, noise: float = 0.0,
+              n_kappa: int = 96) -> list[StepMap]:
+    """The sRF parameters after each of several giant steps (the recursion of the module
+    docstring); one :class:`StepMap` per step, the last one is the network the readout sees.
+
+    ``alpha0s`` and ``etas`` hold one entry per step (fresh α0_t·d samples each, a = 1/√p during
+    the steps). A step with η̃_t = 0 or α0_t = 0 leaves W as it is. The first step is
+    :func:`step_map` (by quadrature: the two agree to rounding); conditional Gaussian moments
+    use an ``n_kappa``-point Hermite rule in κ and the activations' own rules in the rest.
+    """
+    s, t = activations.get(student), activations.get(teacher)
+    a0s = [real("alpha0", a, low=0.0) for a in np.atleast_1d(alpha0s).tolist()]
+    etas = [real("eta", e, low=0.0) for e in np.atleast_1d(etas).tolist()]
+    noise = real("noise", noise, low=0.0)
+    if len(a0s) != len(etas) or not a0s:
+        raise ParameterError(f"alpha0 and eta give {len(a0s)} and {len(etas)} steps; give "
+                             "non-empty lists of equal length (one entry per step)")
+    k, wk = gaussian.hermite_rule(integer("n_kappa", n_kappa, low=4))
+    orient = 1.0 if s.mu(1) >= 0 else -1.0  # r carries sign(μ1), as in step_map
+    c, v = 1.0, np.zeros(len(a0s) + 1)  # bulk variance; spike in the basis (θ, ξ_1, …, ξ_T)
+    out: list[StepMap] = []
+    for i, (alpha0, eta) in enumerate(zip(a0s, etas, strict=True)):
+        r = orient * float(np.linalg.norm(v))
+        gam = v[0] / r if r != 0.0 else 0.0
+        e = _step_moments(s, t, k, wk, math.sqrt(c), r, gam, noise)
+        if eta == 0.0 or alpha0 == 0.0:  # no step: W stays
+            out.append(_record(c, 1.0, r, gam, v, e["resid_var"], 0.0, i))
+            continue
+        if not out or all(m.spike == 0.0 for m in out):
+            _check_spiked(s, t)
+        shrink = 1.0 + eta * e["shrink"]
+        with np.errstate(over="ignore", invalid="ignore"):
+            v = (shrink - eta * e["self"]) * v
+            v[0] += eta * e["theta"]
+            v[i + 1] = eta * math.sqrt(e["common"] / alpha0)
+            c = shrink**2 * c + eta**2 * e["bulk"] / alpha0
+        if not (math.isfinite(c) and np.all(np.isfinite(v))):
+            raise ParameterError(f"eta = {eta:g} with alpha0 = {alpha0:g} at step {i + 1} "
+                                 "overflows the step map (the bulk variance c is not a finite "
+                                 "number); use a smaller eta")
+        r = orient * float(np.linalg.norm(v))
+        gam = v[0] / r if r != 0.0 else 0.0
+        out.append(_record(c, shrink, r, gam, v, e["resid_var"], eta * e["even"], i))
+    return out
+
+
+def _record(c, shrink, r, gam, v, resid_var, even, i) -> StepMap:
+    direction = tuple((v[: i + 2] / r).tolist()) if r != 0.0 else ()
+    return StepMap(math.sqrt(c), shrink, r, float(gam), resid_var, direction, float(even))
+
+
+def _check_spiked(s, t) -> None:
+    """The assumptions of the spiked map at the first step (see :func:`step_map`)."""
+    if abs(s.mu(1)) < _TINY:
+        raise ModelAssumptionError(
+            f"student {s.name!r} has mu1 = E sigma'(z) = 0: the step makes no uniform spike, "
+            "so the spiked-RF theory does not apply"
+        )
+    if abs(s.mu(2)) > _TINY and abs(t.mu(2)) > _TINY:
+        raise ModelAssumptionError(
+            f"student {s.name!r} has E sigma'' != 0 and teacher {t.name!r} has an even part "
+            "(mu2 != 0): the step adds a per-neuron term outside the spiked-RF theory"
+        )
+
+
+def _step_moments(s, t, k, wk, sc, r, gam, noise) -> dict[str, float]:
+    """The Gaussian averages of one step at state (√c, r, γ), all reduced to sums over κ nodes.
+
+    Student, given κ (h ~ N(0, 1)): μ0 = E σ(λ), ν1 = E σ'(λ), ν11 = E σ'(λ)², ν2 = E σ''(λ)
+    (by Stein: E[σ'(λ) h]/√c, so kinks are fine), λ = √c h + rκ. Teacher, given κ
+    (τ ~ N(0, 1), u = γκ + √(1−γ²) τ): E σ⋆(u), E σ⋆(u)², E σ⋆'(u), E σ⋆''(u).
+    """
+    loc, scale = r * k, np.full_like(k, sc)
+
+    def es(g):
+        return s.expect(lambda z: g(loc[:, None] + sc * z, z), loc=loc, scale=scale)
+
+    mu0 = es(lambda lam, z: s.fn(lam))
+    nu1 = es(lambda lam, z: s.deriv(lam))
+    nu11 = es(lambda lam, z: s.deriv(lam) ** 2)
+    nu2 = es(lambda lam, z: s.deriv(lam) * z) / sc
+    rho = math.sqrt(max(1.0 - gam * gam, 0.0))
+    tloc = gam * k
+    tsc = np.full_like(k, max(rho, 1e-300))
+
+    def et(g):
+        return t.expect(lambda z: g(tloc[:, None] + rho * z, z), loc=tloc, scale=tsc)
+
+    h, hh, h1 = et(lambda u, z: t.fn(u)), et(lambda u, z: t.fn(u) ** 2), et(lambda u, z: t.deriv(u))
+    if rho > 1e-4:
+        h2 = et(lambda u, z: t.deriv(u) * z) / rho
+    else:  # θ along the spike: E σ⋆''(κ)
+        h2 = t.deriv2(tloc) if t.deriv2 is not None else np.full_like(k, np.nan)
+    rr = hh - 2 * h * mu0 + mu0**2 + noise  # E[ρ² | κ]
+
+    def mean(f):
+        return float(f @ wk)
+
+    return {"resid_var": mean(rr), "shrink": mean((h - mu0) * nu2), "self": mean(nu1**2),
+            "theta": mean(nu1 * h1), "common": mean(nu1**2 * rr),
+            "bulk": mean((nu11 - nu1**2) * rr), "even": mean(nu2 * h2)}
 
 
 @dataclass(frozen=True)
