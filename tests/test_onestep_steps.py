@@ -147,3 +147,18 @@ def test_theory_of_several_steps_from_the_cli(capsys):
     # finite-d bulks (one MP-like draw each) scatter about the d = ∞ value (±3% per draw here)
     draws = fin["test_error_draws"].values[:, 0, 0]
     assert abs(draws.mean() - out["test_error"][0]) < 3 * _se(draws)
+
+
+def test_even_coupling_against_monte_carlo():
+    """ε_2 = η̃ (E[σ''(λ) σ⋆''(u)] + rγ E[σ'''(λ) σ⋆'(u)]) at the state after one step, tanh/sin,
+    by Monte Carlo over (h, κ, τ) with its error bar (the two terms nearly cancel: −0.026)."""
+    first, second = step_maps("tanh", "sin", [1.0, 1.0], [2.0, 2.0])
+    c, r, g = first.bulk_scale**2, first.spike, first.alignment
+    rng = np.random.default_rng(5)
+    h, k, tau = rng.standard_normal((3, 400_000))
+    lam, u = np.sqrt(c) * h + r * k, g * k + np.sqrt(1 - g * g) * tau
+    th = np.tanh(lam)
+    s1 = 1 - th**2
+    f = 2.0 * (-2 * th * s1 * -np.sin(u) + r * g * -2 * s1 * (1 - 3 * th**2) * np.cos(u))
+    assert abs(second.even_coupling - f.mean()) < 4 * _se(f)
+    assert second.even_coupling == pytest.approx(-0.026, abs=0.003)

@@ -54,8 +54,9 @@ class StepMap:
     After step t of several: ``spike`` r_t, ``alignment`` γ_t = ĝ_t·θ, ``bulk_scale`` √c_t,
     ``bulk_shrink`` the step's c₀_t, ``residual_var`` the step's E ρ²; ``direction`` ĝ_t in the
     orthonormal basis (θ, ξ_1, …, ξ_t) (θ the teacher, ξ_s the fresh noise direction of step s);
-    ``even_coupling`` ε_t = η̃_t E[σ''(λ) σ⋆''(θ·x)], the coefficient of the per-neuron term the
-    spiked model leaves out (0 at the first step, where the map refuses it).
+    ``even_coupling`` ε_t = η̃_t (E[σ''(λ) σ⋆''(θ·x)] + rγ E[σ'''(λ) σ⋆'(θ·x)]), the net
+    first-order growth of the bulk along θ that the spiked model leaves out (0 at the first
+    step, where the map refuses it).
     """
 
     bulk_scale: float  # √c: rms row norm of the bulk of W1
@@ -189,6 +190,7 @@ def _step_moments(s, t, k, wk, sc, r, gam, noise) -> dict[str, float]:
     nu1 = es(lambda lam, z: s.deriv(lam))
     nu11 = es(lambda lam, z: s.deriv(lam) ** 2)
     nu2 = es(lambda lam, z: s.deriv(lam) * z) / sc
+    nu3 = es(lambda lam, z: s.deriv(lam) * (z * z - 1.0)) / sc**2  # E σ'''(λ) (Stein twice)
     rho = math.sqrt(max(1.0 - gam * gam, 0.0))
     tloc = gam * k
     tsc = np.full_like(k, max(rho, 1e-300))
@@ -208,7 +210,8 @@ def _step_moments(s, t, k, wk, sc, r, gam, noise) -> dict[str, float]:
 
     return {"resid_var": mean(rr), "shrink": mean((h - mu0) * nu2), "self": mean(nu1**2),
             "theta": mean(nu1 * h1), "common": mean(nu1**2 * rr),
-            "bulk": mean((nu11 - nu1**2) * rr), "even": mean(nu2 * h2)}
+            "bulk": mean((nu11 - nu1**2) * rr),
+            "even": mean(nu2 * h2) + r * gam * mean(nu3 * h1)}
 
 
 @dataclass(frozen=True)
