@@ -301,7 +301,9 @@ class _Onestep(Params):
 
 
 class OnestepTheory(_Onestep):
-    """Spiked random-features theory of the one-step network (``twolayer onestep theory``)."""
+    """Spiked random-features theory of the network after one or several giant steps
+    (``twolayer onestep theory``); ``alpha0``/``eta`` lists follow the sRF parameters through
+    the steps (:func:`twolayer.onestep.spectrum.step_maps`)."""
 
     method: ClassVar[str] = "theory"
     function: ClassVar[str] = "twolayer.onestep.theory:theory"

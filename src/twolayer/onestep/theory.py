@@ -233,7 +233,12 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
     parameters, ``converged``, ``iterations``, ``residual``; attributes: the result schema of
     :mod:`twolayer.results` (status ``not_converged`` where the fixed point missed ``tol``, with
     a :class:`ConvergenceWarning`; such points hold NaN), ``spectrum`` and the sRF parameters of
-    the step (``bulk_scale``, ``bulk_shrink``, ``spike``, ``alignment``).
+    the step (``bulk_scale``, ``bulk_shrink``, ``spike``, ``alignment``, ``even_coupling``).
+
+    Several steps (``alpha0``/``eta`` lists): the sRF parameters are those after the last step
+    (:func:`~twolayer.onestep.spectrum.step_maps`), and the Dataset adds the state after each
+    step on dim ``step``: ``step_spike``, ``step_alignment``, ``step_direction_overlap`` (dims
+    step, step_b), ``step_bulk_scale``, ``step_even_coupling``.
     """
     alphas, lams = np.array(prm.alpha), np.array(prm.lam)
     a0s, etas = zip(*prm.steps, strict=True)
