@@ -97,6 +97,16 @@ def test_a_step_with_eta_zero_leaves_the_map_alone():
     assert b.alignment == pytest.approx(d.alignment, rel=1e-12)
 
 
+def test_theory_with_an_idle_second_step_is_the_one_step_theory():
+    kw = dict(alpha=[0.5, 2.0], lam=[0.01, 0.1], noise=0.1)
+    for student in ("tanh", "relu"):
+        one = theory(student, "tanh", alpha0=1.0, eta=1.5, **kw)
+        two = theory(student, "tanh", alpha0=[1.0, 2.0], eta=[1.5, 0.0], **kw)
+        np.testing.assert_allclose(two["test_error"].values, one["test_error"].values,
+                                   rtol=1e-8)
+        assert two["step_spike"].values[1] == two["step_spike"].values[0]
+
+
 @pytest.fixture(scope="module")
 def two_steps():
     """tanh/tanh, α0 = η̃ = 1 twice, λ = 0.01, d = p = 300, 6 seeds (3 s), and the d = ∞ theory."""

@@ -44,7 +44,14 @@ import xarray as xr
 
 from twolayer import activations, gaussian
 from twolayer.errors import ConvergenceWarning
-from twolayer.onestep.spectrum import SpectralRule, StepMap, finite_rule, mp_rule, step_maps
+from twolayer.onestep.spectrum import (
+    SpectralRule,
+    StepMap,
+    finite_rule,
+    mp_rule,
+    step_map,
+    step_maps,
+)
 from twolayer.params import OnestepTheory, takes
 from twolayer.results import stamp
 
@@ -242,7 +249,10 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
     """
     alphas, lams = np.array(prm.alpha), np.array(prm.lam)
     a0s, etas = zip(*prm.steps, strict=True)
-    maps = step_maps(prm.student, prm.teacher, a0s, etas, prm.noise, n_kappa=prm.n_kappa)
+    if len(a0s) == 1:  # one step: the closed-form map, exactly as before
+        maps = [step_map(prm.student, prm.teacher, a0s[0], etas[0], prm.noise)]
+    else:
+        maps = step_maps(prm.student, prm.teacher, a0s, etas, prm.noise, n_kappa=prm.n_kappa)
     sm = maps[-1]
     tab = channel_tables(prm.student, prm.teacher, sm, n_kappa=prm.n_kappa)
     if prm.d_inf:
