@@ -89,6 +89,14 @@ def test_the_first_step_of_the_recursion_is_the_one_step_map(student, teacher):
     assert rec.direction == pytest.approx((one.alignment, np.sqrt(1 - one.alignment**2)))
 
 
+def test_an_overflowing_step_is_a_parameter_error(capsys):
+    with pytest.raises(ParameterError, match="at step 2 overflows"):
+        step_maps("tanh", "tanh", [1.0, 1.0], [1.0, 1e200])
+    assert main(["onestep", "theory", "--alpha0", "1,1", "--eta", "1e200,1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "use a smaller eta" in err
+
+
 def test_a_step_with_eta_zero_leaves_the_map_alone():
     a, b = step_maps("tanh", "tanh", [1.0, 1.0, 0.5], [1.0, 0.0, 1.0])[1:]
     c, d = step_maps("tanh", "tanh", [1.0, 0.5], [1.0, 1.0])

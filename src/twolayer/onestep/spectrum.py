@@ -178,12 +178,13 @@ def step_maps(student, teacher, alpha0s, etas, noise: float = 0.0,
             continue
         if not out or all(m.spike == 0.0 for m in out):
             _check_spiked(s, t)
-        shrink = 1.0 + eta * e["shrink"]
+        eta64 = np.float64(eta)  # overflows to inf (checked below), not OverflowError
         with np.errstate(over="ignore", invalid="ignore"):
-            v = (shrink - eta * e["self"]) * v
-            v[0] += eta * e["theta"]
-            v[i + 1] = eta * math.sqrt(e["common"] / alpha0)
-            c = shrink**2 * c + eta**2 * e["bulk"] / alpha0
+            shrink = float(1.0 + eta64 * e["shrink"])
+            v = (shrink - eta64 * e["self"]) * v
+            v[0] += eta64 * e["theta"]
+            v[i + 1] = eta64 * np.sqrt(e["common"] / alpha0)
+            c = float(np.float64(shrink) ** 2 * c + eta64**2 * e["bulk"] / alpha0)
         if not (math.isfinite(c) and np.all(np.isfinite(v))):
             raise ParameterError(f"eta = {eta:g} with alpha0 = {alpha0:g} at step {i + 1} "
                                  "overflows the step map (the bulk variance c is not a finite "
