@@ -33,6 +33,9 @@ def main(full: bool) -> dict:
     out = {}
     theory("tanh", "tanh", alpha=[1.0], **kw)  # warm caches
     out["theory_d_inf_20_alpha_s"] = timed(lambda: theory("tanh", "tanh", alpha=alphas20, **kw))
+    out["theory_two_steps_d_inf_20_alpha_s"] = timed(  # α0 = η̃ = 1 twice (goal < 2 s)
+        lambda: theory("tanh", "tanh", alpha=alphas20, alpha0=[1.0, 1.0], eta=[1.0, 1.0],
+                       lam=0.01))
     out["theory_finite_d1000_20_alpha_s"] = timed(
         lambda: theory("tanh", "tanh", alpha=alphas20, d=1000, **kw), repeat=1)
     cli = [sys.executable, "-m", "twolayer", "onestep", "theory", "--alpha",

@@ -303,7 +303,9 @@ class _Onestep(Params):
 
 
 class OnestepTheory(_Onestep):
-    """Spiked random-features theory of the one-step network (``twolayer onestep theory``)."""
+    """Spiked random-features theory of the network after one or several giant steps
+    (``twolayer onestep theory``); ``alpha0``/``eta`` lists follow the sRF parameters through
+    the steps (:func:`twolayer.onestep.spectrum.step_maps`)."""
 
     method: ClassVar[str] = "theory"
     function: ClassVar[str] = "twolayer.onestep.theory:theory"
@@ -335,13 +337,6 @@ class OnestepTheory(_Onestep):
 
     memory_hint: ClassVar[str] = "use d = 'inf' (the Marchenko–Pastur bulk), a smaller d, or " \
         "fewer alpha and lam values"
-
-    @model_validator(mode="after")
-    def _one_step(self):
-        if len(self.steps) > 1:
-            raise ValueError("several giant steps have no theory yet; simulate them "
-                             "(onestep simulate --alpha0 a1,a2 --eta e1,e2)")
-        return self
 
     @property
     def d_inf(self) -> bool:

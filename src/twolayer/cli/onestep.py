@@ -77,7 +77,7 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
     if plot:
         from twolayer.plotting import plot_onestep
 
-        th_d, rf_d = _curves(prm, prm.eta > 0)
+        th_d, rf_d = _curves(prm, any(a0 > 0 and eta > 0 for a0, eta in prm.steps))
         plot_onestep(plot, theory=th_d, rf=rf_d, title=_title(prm))
     n_lam = th.sizes["lam"]
     if json_:
@@ -96,6 +96,12 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
               f"one-step theory (d={th.attrs['spectrum']}), λ={lam:g}")
     print("sRF: " + ", ".join(f"{k} {v:.4f}" for k, v in _srf(th).items())
           + f"  [{elapsed:.2f} s]")
+    if "step" in th.dims:  # several steps: the recursion's state after each
+        for t in range(th.sizes["step"]):
+            print(f"  after step {t + 1}: spike {th['step_spike'].values[t]:.4f}, alignment "
+                  f"{th['step_alignment'].values[t]:.4f}, bulk_scale "
+                  f"{th['step_bulk_scale'].values[t]:.4f}, even_coupling "
+                  f"{th['step_even_coupling'].values[t]:+.4f}")
     status_line(th)
     finish(th.attrs["status"])
 
@@ -131,7 +137,7 @@ def onestep_simulate(
             th_prm = OnestepTheory.of({k: getattr(prm, k) for k in OnestepTheory.model_fields
                                        if k in OnestepSimulate.model_fields}, beta=p / prm.d)
             th = theory(th_prm)
-        except TwolayerError as e:  # no spiked form, several steps: simulate anyway
+        except TwolayerError as e:  # no spiked form: simulate anyway
             print(f"twolayer: warning: no theory: {e}", file=sys.stderr)
     save_result(sim, out, overwrite)
     if plot:

@@ -3,12 +3,13 @@
 - :func:`theory` — spiked random-features asymptotics (d = ∞ or a finite-d spectrum);
 - :func:`simulate` — the network itself, batched over seeds and the α grid;
 - :func:`rf_theory` — the random-features baseline (η̃ = 0);
-- :func:`step_map` — the sRF parameters (bulk scale, spike strength, alignment) of the step.
+- :func:`step_map` — the sRF parameters (bulk scale, spike strength, alignment) of the step;
+  :func:`step_maps` — the same after each of several steps.
 """
 
 from twolayer.onestep.rf import linear_rf_error, rf_theory
 from twolayer.onestep.simulate import simulate
-from twolayer.onestep.spectrum import StepMap, step_map
+from twolayer.onestep.spectrum import StepMap, step_map, step_maps
 from twolayer.onestep.theory import theory
 
-__all__ = ["StepMap", "linear_rf_error", "rf_theory", "simulate", "step_map", "theory"]
+__all__ = ["StepMap", "linear_rf_error", "rf_theory", "simulate", "step_map", "step_maps", "theory"]

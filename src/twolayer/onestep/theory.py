@@ -44,7 +44,14 @@ import xarray as xr
 
 from twolayer import activations, gaussian
 from twolayer.errors import ConvergenceWarning
-from twolayer.onestep.spectrum import SpectralRule, StepMap, finite_rule, mp_rule, step_map
+from twolayer.onestep.spectrum import (
+    SpectralRule,
+    StepMap,
+    finite_rule,
+    mp_rule,
+    step_map,
+    step_maps,
+)
 from twolayer.params import OnestepTheory, takes
 from twolayer.results import stamp
 
@@ -233,10 +240,20 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
     parameters, ``converged``, ``iterations``, ``residual``; attributes: the result schema of
     :mod:`twolayer.results` (status ``not_converged`` where the fixed point missed ``tol``, with
     a :class:`ConvergenceWarning`; such points hold NaN), ``spectrum`` and the sRF parameters of
-    the step (``bulk_scale``, ``bulk_shrink``, ``spike``, ``alignment``).
+    the step (``bulk_scale``, ``bulk_shrink``, ``spike``, ``alignment``, ``even_coupling``).
+
+    Several steps (``alpha0``/``eta`` lists): the sRF parameters are those after the last step
+    (:func:`~twolayer.onestep.spectrum.step_maps`), and the Dataset adds the state after each
+    step on dim ``step``: ``step_spike``, ``step_alignment``, ``step_direction_overlap`` (dims
+    step, step_b), ``step_bulk_scale``, ``step_even_coupling``.
     """
     alphas, lams = np.array(prm.alpha), np.array(prm.lam)
-    sm = step_map(prm.student, prm.teacher, prm.alpha0, prm.eta, prm.noise)
+    a0s, etas = zip(*prm.steps, strict=True)
+    if len(a0s) == 1:  # one step: the closed-form map, exactly as before
+        maps = [step_map(prm.student, prm.teacher, a0s[0], etas[0], prm.noise)]
+    else:
+        maps = step_maps(prm.student, prm.teacher, a0s, etas, prm.noise, n_kappa=prm.n_kappa)
+    sm = maps[-1]
     tab = channel_tables(prm.student, prm.teacher, sm, n_kappa=prm.n_kappa)
     if prm.d_inf:
         rules = [mp_rule(prm.beta, sm.bulk_scale**2, prm.n_spectrum)]
@@ -258,6 +275,8 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
             data["test_error_draws"] = (("draw", *dims), stack)
     data["converged"] = (dims, np.all([s["converged"] for s in sols], axis=0))
     data["iterations"] = (dims, np.max([s["iterations"] for s in sols], axis=0))
+    if len(maps) > 1:
+        data.update(_per_step(maps))
     ds = xr.Dataset(data, coords={"alpha": alphas, "lam": lams})
     for key in ("test_error", "train_error"):  # an unconverged iterate is not a value
         ds[key] = ds[key].where(ds["converged"])
@@ -273,3 +292,19 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
         warnings.warn(message, ConvergenceWarning, stacklevel=3)
     return stamp(ds, prm, status, message, spectrum=rules[0].label,
                  **{k: float(v) for k, v in sm.as_dict().items()})
+
+
+def _per_step(maps: list[StepMap]) -> dict:
+    """The recursion's state after each step, on (step[, step_b]), named as the simulation's
+    diagnostics: ``step_spike`` r_t (compare ``step_sv``), ``step_alignment`` |γ_t| (compare
+    ``step_overlap``), ``step_direction_overlap`` |ĝ_t·ĝ_t'|, ``step_bulk_scale`` √c_t and
+    ``step_even_coupling`` ε_t."""
+    n = len(maps)
+    dirs = np.zeros((n, n + 1))
+    for i, m in enumerate(maps):
+        dirs[i, : len(m.direction)] = m.direction
+    return {"step_spike": (("step",), np.array([abs(m.spike) for m in maps])),
+            "step_alignment": (("step",), np.array([abs(m.alignment) for m in maps])),
+            "step_direction_overlap": (("step", "step_b"), np.abs(dirs @ dirs.T)),
+            "step_bulk_scale": (("step",), np.array([m.bulk_scale for m in maps])),
+            "step_even_coupling": (("step",), np.array([m.even_coupling for m in maps]))}

@@ -15,7 +15,7 @@ from twolayer.plotting import style
 from twolayer.plotting.meta import failed_count, meta, ok_mask, point_status
 
 __all__ = ["PHASES", "deviations", "gap_to_rf", "onestep_alignment", "onestep_curves",
-           "onestep_gap", "phase_map", "sgd_phases", "sgd_regimes"]
+           "onestep_gap", "onestep_steps", "phase_map", "sgd_phases", "sgd_regimes"]
 
 
 def _ok(ds: xr.Dataset, var: str) -> xr.DataArray:
@@ -51,6 +51,39 @@ def onestep_curves(results: dict[str, xr.Dataset], size: dict):
                          f"{prm['alpha0']:g}, λ = {th['lam'].item():g}")
     ax.text(0.99, 0.70, _deviation_note(th, sim), transform=ax.transAxes, ha="right",
             va="top", fontsize=style.NOTE_SIZE)  # below the legend, above the curves
+    _failed_note(ax, results)
+    style.legend(ax)
+    return fig
+
+
+def onestep_steps(results: dict[str, xr.Dataset], size: dict):
+    """Test error vs α after T = 1, 2, 3 steps at equal total samples: theory lines,
+    simulations mean ± std, and each T's simulation − theory range."""
+    fig = style.new_figure()
+    ax = fig.subplots()
+    notes, prm, sim = [], {}, None
+    for i, t in enumerate(sorted(int(k.removeprefix("theory_T")) for k in results
+                                 if k.startswith("theory_T"))):
+        th, sim = _first_lam(results[f"theory_T{t}"]), _first_lam(results[f"simulation_T{t}"])
+        prm = meta(th).params
+        a0 = prm["alpha0"] if isinstance(prm["alpha0"], list) else [prm["alpha0"]]
+        col = style.colour(i)
+        ax.plot(th["alpha"], _ok(th, "test_error"), **style.THEORY, color=col,
+                label=f"T = {t} step{'s' if t > 1 else ''} of α₀ = {a0[0]:.3g}, theory")
+        ax.errorbar(sim["alpha"], _ok(sim, "test_error_mean"), yerr=_ok(sim, "test_error_std"),
+                    **style.ERRORBAR, color=col, mfc=col)
+        ref = np.interp(sim["alpha"], th["alpha"], _ok(th, "test_error"))
+        rel = (_ok(sim, "test_error_mean").values - ref) / ref
+        if np.isfinite(rel).any():
+            notes.append(f"T = {t}: {100 * np.nanmin(rel):+.0f}% … {100 * np.nanmax(rel):+.0f}%")
+    if sim is not None:
+        ax.errorbar([], [], yerr=[], **style.ERRORBAR, color="k",
+                    label=style.simulation_label(meta(sim).param("d"), sim.sizes["seed"]))
+    style.decorate(ax, x=style.axis_label("alpha"), y=style.y_label("onestep"),
+                   title=f"{prm.get('student')} network, {prm.get('teacher')} target, "
+                         "n0 = 2d split over T steps, η̃ = 1")
+    ax.text(0.99, 0.62, "simulation − theory, over α:\n" + "\n".join(notes),
+            transform=ax.transAxes, ha="right", va="top", fontsize=style.NOTE_SIZE)
     _failed_note(ax, results)
     style.legend(ax)
     return fig
