@@ -41,7 +41,7 @@ __all__ = ["METHODS", "ODE_SOLVERS", "REDUCTIONS", "OnestepSimulate", "OnestepTh
            "SgdOde", "SgdSimulate", "spec", "takes"]
 
 ODE_SOLVERS = ("auto", "BDF", "LSODA", "RK45", "DOP853", "Radau", "euler")
-REDUCTIONS = ("auto", "full", "wide")
+REDUCTIONS = ("auto", "full", "wide", "quadratic")
 MAX_GRID = 100_000  # values in one list parameter (alpha, lam)
 
 
@@ -504,8 +504,10 @@ class SgdOde(_Sgd):
     variance: bool = _doc("keep the (γ/p) SGD-variance term (off: gradient flow)",
                           default=True)
     reduction: Literal[REDUCTIONS] = _doc(
-        "full ODE in (Q, M); wide: the large-width reduction in (M, q), cost ∝ p; auto: full "
-        "up to p = 64, wide above for d ≥ 100", default="auto")
+        "full ODE in (Q, M); wide: the large-width reduction in (M, q), cost ∝ p (d ≥ 100); "
+        "quadratic: the exact closure in (m, S) for degree ≤ 2 activations, any d, cost "
+        "independent of p; auto: full up to p = 64, quadratic above for degree ≤ 2, else "
+        "wide for d ≥ 100", default="auto")
     solver: Literal[ODE_SOLVERS] = _doc(
         "auto, a scipy solve_ivp method, or euler (fixed step dt)", default="auto")
     dt: float = _doc("step of the euler solver", default=1e-3, gt=0)

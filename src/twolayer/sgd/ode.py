@@ -281,13 +281,25 @@ def choose_reduction(prm: SgdOde) -> str:
 
     "full" up to p = 64; above, "full" when its memory estimate fits the available memory and
     (erf student and teacher with the variance term, the case with a time estimate) its time
-    estimate is below AUTO_MAX_SECONDS; otherwise "wide" when d ≥ 100, and at smaller d a
-    ParameterError (the wide reduction assumes uncorrelated orthogonal parts there).
+    estimate is below AUTO_MAX_SECONDS; above p = 64 "quadratic" when both activations have
+    degree ≤ 2 (not spherical); otherwise "wide" when d ≥ 100, and at smaller d a
+    ParameterError (the wide reduction assumes uncorrelated orthogonal parts there; an explicit
+    "wide" at d < 100 warns).
     """
+    from twolayer.sgd.quadratic import applies
+
+    closure = applies(prm.student, prm.teacher) and not prm.spherical
+    if prm.reduction == "wide" and prm.d < WIDE_MIN_D:
+        warnings.warn(f"the wide reduction assumes uncorrelated orthogonal parts (d >= "
+                      f"{WIDE_MIN_D}); at d = {prm.d} it is approximate: use reduction="
+                      f"{'quadratic' if closure else 'full'!r} (exact at any d)",
+                      UserWarning, stacklevel=3)
     if prm.reduction != "auto":
         return prm.reduction
     if prm.p <= FULL_MAX_P:
         return "full"
+    if closure:
+        return "quadratic"
     n_t = time_grid(prm.t_max, prm.per_decade).size
     solver = "LSODA" if prm.solver == "auto" else prm.solver
     need, avail = memory_estimate(prm.p, prm.k, n_t, solver), available_bytes()
@@ -365,15 +377,19 @@ def ode(prm: SgdOde) -> xr.Dataset:
 
     ``reduction``: "full" integrates (Q, M) (this module); "wide" the large-width reduction in
     (M, q) of :mod:`twolayer.sgd.wide` (cost ∝ p; the result then has ``q`` and ``Q_diag``
-    instead of ``Q``); "auto" takes full up to p = 64 and above where it fits the available
-    memory and its time estimate is under 10 min (erf with the variance term), else wide for
-    d ≥ 100 (:func:`choose_reduction`); the choice is the ``reduction`` attribute. The full
-    ODE needs O(p²) memory; before integrating it estimates its peak bytes (ParameterError
-    beyond MemAvailable) and times one right-hand side: attributes ``memory_bytes_estimate``,
-    ``rhs_seconds`` and ``seconds_estimate`` (× an approximate number of evaluations).
+    instead of ``Q``); "quadratic" the exact closure in (m, S) of :mod:`twolayer.sgd.quadratic`
+    for degree ≤ 2 activations (any d, cost independent of p; the result has ``m`` and ``S``);
+    "auto" takes full up to p = 64, quadratic above for degree ≤ 2 activations, full where it
+    fits the available memory and its time estimate is under 10 min (erf with the variance
+    term), else wide for d ≥ 100 (:func:`choose_reduction`); the choice is the ``reduction``
+    attribute. The full ODE needs O(p²) memory; before integrating it estimates its peak
+    bytes (ParameterError beyond MemAvailable) and times one right-hand side: attributes
+    ``memory_bytes_estimate``, ``rhs_seconds`` and ``seconds_estimate`` (× an approximate
+    number of evaluations).
     ``solver``: a scipy ``solve_ivp`` method or "euler" (fixed step ``dt``); "auto" is LSODA
     with rtol 1e-8 for the compiled erf closed forms and RK45 with rtol 1e-6 (the accuracy of
-    the quadrature) for other activations, RK45 with rtol 1e-7 for the wide reduction. A
+    the quadrature) for other activations, RK45 with rtol 1e-7 for the wide reduction, LSODA
+    with rtol 1e-9 for the quadratic closure. A
     blow-up (|overlaps| beyond 1e6 × their start) stops the integration: status "diverged",
     its time in ``t_stop``, NaN afterwards, and a
     :class:`DivergenceWarning`.
@@ -383,6 +399,10 @@ def ode(prm: SgdOde) -> xr.Dataset:
         from twolayer.sgd.wide import integrate_wide
 
         ds, run = integrate_wide(prm)
+    elif reduction == "quadratic":
+        from twolayer.sgd.quadratic import integrate_quadratic
+
+        ds, run = integrate_quadratic(prm)
     else:
         ds, run = _integrate_full(prm)
     status, message = _verdict(run, ds["risk"].values, ds["t"].values)
