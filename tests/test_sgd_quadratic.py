@@ -167,3 +167,25 @@ def test_the_start_is_the_simulations_draw():
     np.testing.assert_allclose(S, W.T @ W / 200, rtol=1e-13)
     np.testing.assert_allclose(ms, Wt[0], rtol=1e-13)
     np.testing.assert_allclose(Ss, np.outer(Wt[0], Wt[0]), rtol=1e-13)
+
+
+def test_cli_ode_and_simulate_from_one_init_file_at_d3(capsys, tmp_path):
+    """`sgd ode --json` picks the closure and prints m and S; `sgd simulate --init` at d = 3
+    (d < p + k: the overlaps are factored) starts at exactly the ODE's risk."""
+    import json
+
+    from tests.helpers import run
+
+    ov = overlaps_of(*initial_weights(80, 1, D, seed=9))
+    path = tmp_path / "init.json"
+    path.write_text(json.dumps({"Q": ov.Q.tolist(), "M": ov.M.tolist(), "P": ov.P.tolist()}))
+    common = ["--student", "square", "--teacher", "he2", "--p", "80", "--k", "1", "--d", "3",
+              "--gamma", "1", "--t-max", "0.5", "--init", str(path), "--json"]
+    code, out, _ = run(capsys, ["sgd", "ode", *common])
+    obj = json.loads(out)
+    assert code == 0 and obj["reduction"] == "quadratic"
+    assert np.shape(obj["S"]) == (3, 3) and np.shape(obj["m"]) == (3,)
+    lib = ode("square", "he2", init=ov, d=D, gamma=1.0, t_max=0.5)
+    np.testing.assert_allclose(obj["risk"], lib.risk.values, rtol=1e-12)
+    code, out, _ = run(capsys, ["sgd", "simulate", *common, "--seeds", "2", "--no-ode"])
+    assert code == 0 and json.loads(out)["risk"][0] == pytest.approx(obj["risk"][0], rel=1e-10)

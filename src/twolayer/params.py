@@ -506,8 +506,8 @@ class SgdOde(_Sgd):
     reduction: Literal[REDUCTIONS] = _doc(
         "full ODE in (Q, M); wide: the large-width reduction in (M, q), cost ∝ p (d ≥ 100); "
         "quadratic: the exact closure in (m, S) for degree ≤ 2 activations, any d, cost "
-        "independent of p; auto: full up to p = 64, quadratic above for degree ≤ 2, else "
-        "wide for d ≥ 100", default="auto")
+        "independent of p (∝ d³); auto: full up to p = 64, quadratic above for degree ≤ 2 at "
+        "d < 100, else wide for d ≥ 100", default="auto")
     solver: Literal[ODE_SOLVERS] = _doc(
         "auto, a scipy solve_ivp method, or euler (fixed step dt)", default="auto")
     dt: float = _doc("step of the euler solver", default=1e-3, gt=0)

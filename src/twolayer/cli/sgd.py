@@ -60,8 +60,8 @@ def sgd_ode(prm: SgdOde, out: Out = None, plot: Plot = None, json_: Json = False
 
     With --reduction wide (automatic above p = 64 at d ≥ 100): the large-width reduction in
     (M, q); the JSON then gives M and q at t_max instead of M and Q. With --reduction quadratic
-    (automatic above p = 64 for degree ≤ 2 activations): the exact closure in m = mean_j w_j
-    and S = WᵀW/p; the JSON gives m and S at t_max.
+    (automatic above p = 64 at d < 100 for degree ≤ 2 activations): the exact closure in
+    m = mean_j w_j and S = WᵀW/p; the JSON gives m and S at t_max.
     """
     from twolayer.sgd import ode
 

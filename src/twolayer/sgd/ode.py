@@ -279,12 +279,12 @@ def full_seconds_estimate(prm: SgdOde) -> float | None:
 def choose_reduction(prm: SgdOde) -> str:
     """The description ``reduction="auto"`` stands for.
 
-    "full" up to p = 64; above, "full" when its memory estimate fits the available memory and
-    (erf student and teacher with the variance term, the case with a time estimate) its time
-    estimate is below AUTO_MAX_SECONDS; above p = 64 "quadratic" when both activations have
-    degree ≤ 2 (not spherical); otherwise "wide" when d ≥ 100, and at smaller d a
-    ParameterError (the wide reduction assumes uncorrelated orthogonal parts there; an explicit
-    "wide" at d < 100 warns).
+    "full" up to p = 64; above, "quadratic" when both activations have degree ≤ 2 (not
+    spherical) and d < 100 (exact; its cost grows like d³, not with p); else "full" when its
+    memory estimate fits the available memory and (erf student and teacher with the variance
+    term, the case with a time estimate) its time estimate is below AUTO_MAX_SECONDS; otherwise
+    "wide" when d ≥ 100, and at smaller d a ParameterError (the wide reduction assumes
+    uncorrelated orthogonal parts there; an explicit "wide" at d < 100 warns).
     """
     from twolayer.sgd.quadratic import applies
 
@@ -293,12 +293,12 @@ def choose_reduction(prm: SgdOde) -> str:
         warnings.warn(f"the wide reduction assumes uncorrelated orthogonal parts (d >= "
                       f"{WIDE_MIN_D}); at d = {prm.d} it is approximate: use reduction="
                       f"{'quadratic' if closure else 'full'!r} (exact at any d)",
-                      UserWarning, stacklevel=3)
+                      UserWarning, stacklevel=4)
     if prm.reduction != "auto":
         return prm.reduction
     if prm.p <= FULL_MAX_P:
         return "full"
-    if closure:
+    if closure and prm.d < WIDE_MIN_D:
         return "quadratic"
     n_t = time_grid(prm.t_max, prm.per_decade).size
     solver = "LSODA" if prm.solver == "auto" else prm.solver
@@ -379,7 +379,8 @@ def ode(prm: SgdOde) -> xr.Dataset:
     (M, q) of :mod:`twolayer.sgd.wide` (cost ∝ p; the result then has ``q`` and ``Q_diag``
     instead of ``Q``); "quadratic" the exact closure in (m, S) of :mod:`twolayer.sgd.quadratic`
     for degree ≤ 2 activations (any d, cost independent of p; the result has ``m`` and ``S``);
-    "auto" takes full up to p = 64, quadratic above for degree ≤ 2 activations, full where it
+    "auto" takes full up to p = 64, quadratic above for degree ≤ 2 activations at d < 100
+    (its right-hand side costs O(d³)), full where it
     fits the available memory and its time estimate is under 10 min (erf with the variance
     term), else wide for d ≥ 100 (:func:`choose_reduction`); the choice is the ``reduction``
     attribute. The full ODE needs O(p²) memory; before integrating it estimates its peak

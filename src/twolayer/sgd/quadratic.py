@@ -49,7 +49,8 @@ from twolayer.params import SgdOde
 from twolayer.sgd.init import Overlaps, factor_overlaps, initial_weights
 from twolayer.sgd.ode import Run, run_solver, time_grid
 
-__all__ = ["Quad", "applies", "coefficients", "integrate_quadratic", "summaries"]
+__all__ = ["Quad", "applies", "coefficients", "integrate_quadratic", "risk_of_weights",
+           "summaries"]
 
 
 # ------------------------------------------------------------ Gaussian moments, x ~ N(0, I_d)
@@ -124,14 +125,16 @@ def xx_moment3(a: Quad, b: Quad, c: Quad) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- the closure
-def applies(student: str, teacher: str) -> bool:
+def applies(student: str | activations.Activation, teacher: str | activations.Activation
+            ) -> bool:
     """Whether both activations are built-in polynomials of degree ≤ 2 (the closure is exact)."""
     return all((activations.get(a).degree or 3) <= 2 for a in (student, teacher))
 
 
-def coefficients(name: str) -> tuple[float, float, float]:
+def coefficients(name: str | activations.Activation) -> tuple[float, float, float]:
     """(c0, c1, c2) with σ(z) = c0 + c1 z + c2 z², from the Hermite coefficients μ_k."""
     act = activations.get(name)
+    name = act.name
     if act.degree is None or act.degree > 2:
         raise ModelAssumptionError(
             f"the quadratic closure needs polynomial activations of degree <= 2 (square, "
@@ -189,6 +192,15 @@ class _Closure:
         """R = ½E[e*²] = ½(E[e*]² + Var e*)."""
         e = self.error(u, U)
         return 0.5 * (mean(e) ** 2 + cumulant2(e, e))
+
+
+def risk_of_weights(student: str, teacher: str, weights: np.ndarray,
+                    teacher_weights: np.ndarray) -> float:
+    """R = ½E(ŷ − y*)² of weights (p, d) and (k, d) through their summaries: O(p·d²)."""
+    d = weights.shape[1]
+    system = _Closure(student, teacher, *summaries(teacher_weights), d=d, p=weights.shape[0],
+                      gamma=1.0, noise=0.0, variance=False)
+    return system.risk(*system.unpack(system.pack(*summaries(weights))))
 
 
 def start(prm: SgdOde) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
