@@ -189,3 +189,16 @@ def test_cli_ode_and_simulate_from_one_init_file_at_d3(capsys, tmp_path):
     np.testing.assert_allclose(obj["risk"], lib.risk.values, rtol=1e-12)
     code, out, _ = run(capsys, ["sgd", "simulate", *common, "--seeds", "2", "--no-ode"])
     assert code == 0 and json.loads(out)["risk"][0] == pytest.approx(obj["risk"][0], rel=1e-10)
+
+
+def test_divergence_is_a_status_as_in_sgd():
+    """γ/p = 3 at d = 3: SGD blows up, and the closure says so (status, time, NaN after)."""
+    from twolayer.errors import DivergenceWarning
+
+    kw = dict(p=100, k=1, d=D, gamma=300.0, t_max=10.0, per_decade=2)
+    with pytest.warns(DivergenceWarning):
+        sim = simulate("square", "square", seeds=2, **kw)
+    with pytest.warns(DivergenceWarning):
+        th = ode("square", "square", **kw)
+    assert sim.attrs["status"] == "diverged" and th.attrs["status"] == "diverged"
+    assert th.attrs["reduction"] == "quadratic" and np.isnan(th.risk.values[-1])
