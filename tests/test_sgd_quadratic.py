@@ -202,3 +202,23 @@ def test_divergence_is_a_status_as_in_sgd():
         th = ode("square", "square", **kw)
     assert sim.attrs["status"] == "diverged" and th.attrs["status"] == "diverged"
     assert th.attrs["reduction"] == "quadratic" and np.isnan(th.risk.values[-1])
+
+
+def test_variance_term_is_the_full_odes_times_the_norm_factor():
+    """Square σ, σ⋆: e²σ'_j² is homogeneous of degree 6, so E[e²σ'_j²|x|²/d] = (d + 6)/d ·
+    E[e²σ'_j²]: the closure's exact variance term in tr U = (1/p) Σ_j Q_jj is (d + 6)/d times
+    the full ODE's, which takes |x|²/d = 1 (d = 3 and 5)."""
+    from twolayer.sgd.integrals import engine
+
+    for d in (3, 5):
+        p = 6
+        W, Wt = initial_weights(p, 1, d, seed=5)
+        om = overlaps_of(W, Wt).omega()
+        eng = engine("square", "square")
+        full = np.trace(eng.flow(om, p, 0.0, 1.0)[0] - eng.flow(om, p, 0.0, 0.0)[0]) / p
+        kw = dict(d=d, p=p, gamma=float(p * d), noise=0.0)  # var_coef γ/(pd) = 1
+        with_var = quad._Closure("square", "square", *quad.summaries(Wt), variance=True, **kw)
+        without = quad._Closure("square", "square", *quad.summaries(Wt), variance=False, **kw)
+        y = with_var.pack(*quad.summaries(W))
+        dU = with_var.unpack(with_var.rhs(0.0, y) - without.rhs(0.0, y))[1]
+        assert np.trace(dU) / d == pytest.approx((d + 6) / d * full, rel=1e-10)

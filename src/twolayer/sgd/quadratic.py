@@ -27,10 +27,12 @@ pd/γ steps per unit of t; exact drift at any d, ξ averaged out):
     dU/dt = −(D + Dᵀ) + (γ/(pd)) (E[e*² G x xᵀ] + Δ E[G x xᵀ]),
     D = a1 u E[e* x]ᵀ + 2a2 U E[e* x xᵀ],
 
-R = ½E[e*²]. The variance term keeps |x|²/d exactly (it is E[e² σ'_j σ'_l |x|²/d] per pair),
-where the full ODE of :mod:`twolayer.sgd.ode` takes |x|²/d = 1 (exact as d → ∞): at small d
-the two differ by O(γ/(pd)). The Gaussian moments are closed forms (Stein's lemma
-E[x f] = E[∇f], E[x xᵀ f] = E[f] I + E[∇∇ᵀf], and the joint cumulants of quadratic forms:
+R = ½E[e*²]. The variance term keeps |x|²/d exactly (it is (γ/p) E[e² σ'_j σ'_l |x|²/d] per
+pair), where the full ODE of :mod:`twolayer.sgd.ode` takes |x|²/d = 1, exact as d → ∞. At small
+d they differ: for square σ and σ⋆ the integrand is homogeneous of degree 6 and
+E[f |x|²] = (d + 6) E[f], so the exact term is (d + 6)/d times the full ODE's (3× at d = 3).
+The Gaussian moments are closed forms (Stein's lemma E[x f] = E[∇f],
+E[x xᵀ f] = E[f] I + E[∇∇ᵀf], and the joint cumulants of quadratic forms
 κ(q1, q2) = h1·h2 + 2 tr H1H2, κ(q1, q2, q3) = 8 tr H1H2H3 + 2 Σ_cyc h_iᵀH_j h_l), up to the
 8th moment in x of the variance term. Cost per right-hand side O(d³), whatever p.
 """
