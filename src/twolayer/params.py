@@ -42,7 +42,7 @@ __all__ = ["METHODS", "ODE_SOLVERS", "REDUCTIONS", "SCHEDULES", "OnestepSimulate
            "OnestepTheory", "Params", "SgdOde", "SgdSimulate", "spec", "takes"]
 
 ODE_SOLVERS = ("auto", "BDF", "LSODA", "RK45", "DOP853", "Radau", "euler")
-REDUCTIONS = ("auto", "full", "wide")
+REDUCTIONS = ("auto", "full", "wide", "quadratic")
 SCHEDULES = ("constant", "power", "steps")
 MAX_GRID = 100_000  # values in one list parameter (alpha, lam)
 
@@ -547,8 +547,10 @@ class SgdOde(_Sgd):
     variance: bool = _doc("keep the (γ/p) SGD-variance term (off: gradient flow)",
                           default=True)
     reduction: Literal[REDUCTIONS] = _doc(
-        "full ODE in (Q, M); wide: the large-width reduction in (M, q), cost ∝ p; auto: full "
-        "up to p = 64, wide above for d ≥ 100", default="auto")
+        "full ODE in (Q, M); wide: the large-width reduction in (M, q), cost ∝ p (d ≥ 100); "
+        "quadratic: the exact closure in (m, S) for degree ≤ 2 activations, any d, cost "
+        "independent of p (∝ d³); auto: full up to p = 64, quadratic above for degree ≤ 2 at "
+        "d < 100, else wide for d ≥ 100", default="auto")
     solver: Literal[ODE_SOLVERS] = _doc(
         "auto, a scipy solve_ivp method, or euler (fixed step dt)", default="auto")
     dt: float = _doc("step of the euler solver", default=1e-3, gt=0)

@@ -58,9 +58,11 @@ def sgd_ode(prm: SgdOde, out: Out = None, plot: Plot = None, json_: Json = False
             overwrite: Overwrite = False) -> None:
     """Integrate the overlap ODEs; the start is the overlaps `sgd simulate` draws (or --init).
 
-    With --reduction wide (automatic above p = 64): the large-width reduction in (M, q); the
-    JSON then gives M and q at t_max instead of M and Q. With --gamma-a > 0 the JSON adds the
-    second layer's trajectory a (t, j).
+    With --reduction wide (automatic above p = 64 at d ≥ 100): the large-width reduction in
+    (M, q); the JSON then gives M and q at t_max instead of M and Q. With --reduction quadratic
+    (automatic above p = 64 at d < 100 for degree ≤ 2 activations): the exact closure in
+    m = mean_j w_j and S = WᵀW/p; the JSON gives m and S at t_max. With --gamma-a > 0 the JSON
+    adds the second layer's trajectory a (t, j).
     """
     from twolayer.sgd import ode
 
@@ -74,12 +76,11 @@ def sgd_ode(prm: SgdOde, out: Out = None, plot: Plot = None, json_: Json = False
 
         plot_sgd(plot, ode=res, title=_title(prm))
     if json_:
-        last = {"q": res["q"].values[-1]} if "q" in res else {"Q": res["Q"].values[-1]}
-        if "a" in res:  # the second layer's trajectory (t, j)
-            last["a"] = res["a"].values
+        names = (("m", "S") if "S" in res else ("M", "q") if "q" in res else ("M", "Q"))
+        second = {"a": res["a"].values} if "a" in res else {}  # the second layer (t, j)
         emit_json({"t": res["t"].values, "risk": res["risk"].values,
                    "t_stop": res.attrs["t_stop"], "reduction": res.attrs["reduction"],
-                   "M": res["M"].values[-1], **last}, res, elapsed)
+                   **{n: res[n].values[-1] for n in names}, **second}, res, elapsed)
         finish(res.attrs["status"])
         return
     _curve(res["t"].values, {"ODE risk": res["risk"].values},

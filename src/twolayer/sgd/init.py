@@ -19,7 +19,8 @@ import numpy as np
 
 from twolayer.errors import ParameterError
 
-__all__ = ["Overlaps", "initial_overlaps", "initial_weights", "load_overlaps", "weights_with"]
+__all__ = ["Overlaps", "factor_overlaps", "initial_overlaps", "initial_weights", "load_overlaps",
+           "weights_with"]
 
 
 def omega_of(Q: np.ndarray, M: np.ndarray, P: np.ndarray) -> np.ndarray:
@@ -96,15 +97,47 @@ def initial_weights(p: int, k: int, d: int, seed: int = 0, init_scale: float = 1
     return student, teacher
 
 
-def weights_with(overlaps: Overlaps, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(W0, W*) in R^d whose overlaps are exactly ``overlaps`` (needs d ≥ p + k).
+#: eigenvalues of Ω below this fraction of its largest count as zero when d < p + k
+RANK_TOL = 1e-9
 
-    [W0; W*] = √d · R · U with R Rᵀ = Ω (symmetric square root) and U a random (p+k) × d matrix
-    with orthonormal rows drawn from ``default_rng([seed])``.
+
+def factor_overlaps(overlaps: Overlaps, d: int, seed: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(W0, W*) in R^d with exactly these overlaps when Ω = [[Q, M], [Mᵀ, P]] has rank ≤ d.
+
+    [W0; W*] = √d · V_d Λ_d^½ · O from the d largest eigenpairs of Ω (unique up to the rotation
+    O: the identity, or Haar-random from ``default_rng([seed])``). ParameterError when an
+    eigenvalue beyond the d-th exceeds RANK_TOL × the largest (the overlaps need more than d
+    dimensions).
+    """
+    p, k = overlaps.p, overlaps.k
+    lam, vec = np.linalg.eigh(overlaps.omega())
+    top = max(float(lam[-1]), 1e-300)
+    if lam.size > d and lam[-d - 1] > RANK_TOL * top:
+        raise ParameterError(
+            f"the overlaps have rank {int(np.sum(lam > RANK_TOL * top))} > d = {d}: they "
+            f"cannot be realised in R^{d} (Ω's eigenvalue {d + 1} from the top is "
+            f"{lam[-d - 1]:.3g}, the largest {top:.3g})")
+    lam, vec = lam[-d:], vec[:, -d:]
+    w = math.sqrt(d) * vec * np.sqrt(np.maximum(lam, 0.0))
+    if w.shape[1] < d:
+        w = np.hstack([w, np.zeros((p + k, d - w.shape[1]))])
+    if seed is not None:
+        q, r = np.linalg.qr(np.random.default_rng([seed]).standard_normal((d, d)))
+        w = w @ (q * np.sign(np.diag(r)))
+    return w[:p], w[p:]
+
+
+def weights_with(overlaps: Overlaps, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(W0, W*) in R^d whose overlaps are exactly ``overlaps``.
+
+    For d ≥ p + k: [W0; W*] = √d · R · U with R Rᵀ = Ω (symmetric square root) and U a random
+    (p+k) × d matrix with orthonormal rows drawn from ``default_rng([seed])``. For d < p + k
+    (e.g. d = 3): :func:`factor_overlaps`, which needs Ω of rank ≤ d.
     """
     p, k = overlaps.p, overlaps.k
     if d < p + k:
-        raise ParameterError(f"d = {d} is too small to realise {p + k} overlapping vectors")
+        return factor_overlaps(overlaps, d, seed)
     lam, vec = np.linalg.eigh(overlaps.omega())
     root = vec * np.sqrt(np.maximum(lam, 0.0))
     rng = np.random.default_rng([seed])

@@ -232,8 +232,13 @@ class Engine:
         forming p × p arrays.
 
         Q is built and contracted ``budget`` pair-evaluations at a time (quadrature nodes
-        included), so memory stays ∝ budget + p·d even at p = 10⁴.
+        included), so memory stays ∝ budget + p·d even at p = 10⁴. For activations of degree
+        ≤ 2 the risk is that of the summaries (mean row, WᵀW/p): O(p·d²).
         """
+        from twolayer.sgd import quadratic
+
+        if quadratic.applies(self.student, self.teacher):
+            return quadratic.risk_of_weights(self.student, self.teacher, student, teacher)
         p, d = student.shape
         k = teacher.shape[0]
         qd = np.einsum("jd,jd->j", student, student) / d

@@ -317,15 +317,28 @@ def full_seconds_estimate(prm: SgdOde) -> float | None:
 def choose_reduction(prm: SgdOde) -> str:
     """The description ``reduction="auto"`` stands for.
 
-    "full" up to p = 64; above, "full" when its memory estimate fits the available memory and
-    (erf student and teacher with the variance term, the case with a time estimate) its time
-    estimate is below AUTO_MAX_SECONDS; otherwise "wide" when d ≥ 100, and at smaller d a
-    ParameterError (the wide reduction assumes uncorrelated orthogonal parts there).
+    "full" up to p = 64; above, "quadratic" when both activations have degree ≤ 2 (not
+    spherical, no trained second layer) and d < 100 (exact; its cost grows like d³, not with
+    p); else "full" when its
+    memory estimate fits the available memory and (erf student and teacher with the variance
+    term, the case with a time estimate) its time estimate is below AUTO_MAX_SECONDS; otherwise
+    "wide" when d ≥ 100 and γ_a = 0, and otherwise a ParameterError (the wide reduction assumes
+    uncorrelated orthogonal parts there; an explicit "wide" at d < 100 warns).
     """
+    from twolayer.sgd.quadratic import applies
+
+    closure = applies(prm.student, prm.teacher) and not prm.spherical and prm.gamma_a == 0
+    if prm.reduction == "wide" and prm.d < WIDE_MIN_D:
+        warnings.warn(f"the wide reduction assumes uncorrelated orthogonal parts (d >= "
+                      f"{WIDE_MIN_D}); at d = {prm.d} it is approximate: use reduction="
+                      f"{'quadratic' if closure else 'full'!r} (exact at any d)",
+                      UserWarning, stacklevel=4)
     if prm.reduction != "auto":
         return prm.reduction
     if prm.p <= FULL_MAX_P:
         return "full"
+    if closure and prm.d < WIDE_MIN_D:
+        return "quadratic"
     n_t = time_grid(prm.t_max, prm.per_decade).size
     solver = "LSODA" if prm.solver == "auto" else prm.solver
     need, avail = memory_estimate(prm.p, prm.k, n_t, solver), available_bytes()
@@ -333,16 +346,17 @@ def choose_reduction(prm: SgdOde) -> str:
     seconds = full_seconds_estimate(prm) if fits else None
     if fits and seconds is not None and seconds <= AUTO_MAX_SECONDS:
         return "full"
-    if prm.d >= WIDE_MIN_D:
+    if prm.d >= WIDE_MIN_D and prm.gamma_a == 0:  # the wide reduction has no trained a
         return "wide"
     why = (f"needs about {_gib(need)} of {_gib(avail)} available" if not fits else
            f"would take about {seconds:.3g} s" if seconds is not None else
            "has no time estimate for this pair")
+    wide = ("has no trained second layer (gamma_a > 0)" if prm.gamma_a > 0 else
+            f"assumes d >= {WIDE_MIN_D} (uncorrelated orthogonal parts)")
     raise ParameterError(
         f"p = {prm.p} at d = {prm.d}: the full ODE {why} (auto takes it up to "
-        f"{AUTO_MAX_SECONDS:g} s) and the wide reduction assumes d >= {WIDE_MIN_D} "
-        "(uncorrelated orthogonal parts); choose reduction='full' explicitly, fewer units, or "
-        "reduction='wide' (approximate at small d)")
+        f"{AUTO_MAX_SECONDS:g} s) and the wide reduction {wide}; choose reduction='full' "
+        "explicitly, or fewer units")
 
 
 @dataclass
@@ -403,15 +417,20 @@ def ode(prm: SgdOde) -> xr.Dataset:
 
     ``reduction``: "full" integrates (Q, M) (this module); "wide" the large-width reduction in
     (M, q) of :mod:`twolayer.sgd.wide` (cost ∝ p; the result then has ``q`` and ``Q_diag``
-    instead of ``Q``); "auto" takes full up to p = 64 and above where it fits the available
-    memory and its time estimate is under 10 min (erf with the variance term), else wide for
-    d ≥ 100 (:func:`choose_reduction`); the choice is the ``reduction`` attribute. The full
-    ODE needs O(p²) memory; before integrating it estimates its peak bytes (ParameterError
-    beyond MemAvailable) and times one right-hand side: attributes ``memory_bytes_estimate``,
-    ``rhs_seconds`` and ``seconds_estimate`` (× an approximate number of evaluations).
+    instead of ``Q``); "quadratic" the exact closure in (m, S) of :mod:`twolayer.sgd.quadratic`
+    for degree ≤ 2 activations (any d, cost independent of p; the result has ``m`` and ``S``);
+    "auto" takes full up to p = 64, quadratic above for degree ≤ 2 activations at d < 100
+    (its right-hand side costs O(d³)), full where it
+    fits the available memory and its time estimate is under 10 min (erf with the variance
+    term), else wide for d ≥ 100 (:func:`choose_reduction`); the choice is the ``reduction``
+    attribute. The full ODE needs O(p²) memory; before integrating it estimates its peak
+    bytes (ParameterError beyond MemAvailable) and times one right-hand side: attributes
+    ``memory_bytes_estimate``, ``rhs_seconds`` and ``seconds_estimate`` (× an approximate
+    number of evaluations).
     ``solver``: a scipy ``solve_ivp`` method or "euler" (fixed step ``dt``); "auto" is LSODA
     with rtol 1e-8 for the compiled erf closed forms and RK45 with rtol 1e-6 (the accuracy of
-    the quadrature) for other activations, RK45 with rtol 1e-7 for the wide reduction. A
+    the quadrature) for other activations, RK45 with rtol 1e-7 for the wide reduction, LSODA
+    with rtol 1e-9 for the quadratic closure. A
     blow-up (|overlaps| beyond 1e6 × their start) stops the integration: status "diverged",
     its time in ``t_stop``, NaN afterwards, and a
     :class:`DivergenceWarning`. ``batch``, ``gamma_a``, ``weight_decay`` and ``schedule``: the
@@ -423,6 +442,10 @@ def ode(prm: SgdOde) -> xr.Dataset:
         from twolayer.sgd.wide import integrate_wide
 
         ds, run = integrate_wide(prm)
+    elif reduction == "quadratic":
+        from twolayer.sgd.quadratic import integrate_quadratic
+
+        ds, run = integrate_quadratic(prm)
     else:
         ds, run = _integrate_full(prm)
     status, message = _verdict(run, ds["risk"].values, ds["t"].values)
