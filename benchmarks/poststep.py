@@ -1,0 +1,115 @@
+"""Where the spiked surrogate is off: the theory on the real post-step W1, ingredient by ingredient.
+
+Run: python benchmarks/poststep.py [--d 500,1000,2000] [--seeds 8] [--out FILE.json]
+
+For each case and d, over the same seeds as ``onestep simulate`` (paired runs):
+  inf        the d = ∞ theory (step map + Marchenko–Pastur);
+  surrogate  the finite-d surrogate (finite_rule: √c·W0 with the map's r_s, γ), one draw per seed;
+  scalars    Marchenko–Pastur bulk at the r_s, c, γ measured on W1;
+  spectrum   + W1's real bulk spectrum D, projections F', H' spread as in the surrogate
+             (F' flat, H' ∝ D, totals as measured);
+  spike_proj + W1's real spike projections F' (H' as in ``spectrum``);
+  teacher_proj + W1's real teacher projections H' (F' as in ``spectrum``);
+  post       + W1's real projections F', H' (the full post-step theory);
+  sim        the simulation's test error.
+Means over seeds with s.e.; ``post - sim`` also as a paired mean ± s.e.
+"""
+
+import argparse
+import importlib
+import json
+import time
+
+import numpy as np
+
+from twolayer.onestep import simulate, theory
+from twolayer.onestep.poststep import post_step_rule, stepped_weights
+from twolayer.onestep.spectrum import SpectralRule, StepMap, finite_rule, mp_rule, step_map
+from twolayer.params import OnestepSimulate
+
+T = importlib.import_module("twolayer.onestep.theory")
+
+CASES = {
+    "tanh/tanh a0=0.5 eta=2": dict(student="tanh", teacher="tanh", alpha0=0.5, eta=2.0),
+    "relu/tanh a0=2 eta=2": dict(student="relu", teacher="tanh", alpha0=2.0, eta=2.0),
+    "tanh/tanh a0=0.5 eta=1": dict(student="tanh", teacher="tanh", alpha0=0.5, eta=1.0),
+}
+ALPHA, LAM = [2.0], [0.01]
+
+
+def err(student, teacher, sm, rule, beta=1.0):
+    tab = T.channel_tables(student, teacher, sm)
+    sol = T.solve(tab, rule, np.array(ALPHA), np.array(LAM), beta=beta)
+    assert sol["converged"].all()
+    return float(sol["test_error"][0, 0])
+
+
+def mean_se(x):
+    x = np.asarray(x, float)
+    return [float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x)))]
+
+
+def one_case(kw, d, seeds):
+    s, t = kw["student"], kw["teacher"]
+    sm = step_map(s, t, kw["alpha0"], kw["eta"])
+    prm = OnestepSimulate(**kw, d=d, seeds=seeds, alpha=ALPHA, lam=LAM)
+    p = prm.width
+    rows = {k: [] for k in ("surrogate", "scalars", "spectrum", "spike_proj", "teacher_proj",
+                            "post")}
+    meas = {k: [] for k in ("spike", "bulk_scale", "alignment", "spike_spread", "row_spread")}
+    for i in range(seeds):
+        theta, w0, w1 = stepped_weights(prm, i)
+        ps = post_step_rule(w1, theta, (w1 - w0).mean(0))
+        m = ps.step
+        for k in ("spike", "bulk_scale", "alignment"):
+            meas[k].append(getattr(m, k))
+        meas["spike_spread"].append(ps.spike_spread)
+        meas["row_spread"].append(ps.row_spread)
+        rng = np.random.default_rng([7, d, i])
+        rows["surrogate"].append(err(s, t, sm, finite_rule(d, p, sm.bulk_scale**2, rng)))
+        c = m.bulk_scale**2
+        rows["scalars"].append(err(s, t, m, mp_rule(p / d, c)))
+        r = ps.rule
+        n = len(r.nodes)
+        wf = np.full(n, r.w_spike.sum() / n)
+        wh = r.nodes * r.w_teacher.sum() / r.nodes.sum()
+        rows["spectrum"].append(err(s, t, m, SpectralRule(r.nodes, r.w, wf, wh, "iso")))
+        rows["spike_proj"].append(err(s, t, m, SpectralRule(r.nodes, r.w, r.w_spike, wh, "F'")))
+        rows["teacher_proj"].append(err(s, t, m, SpectralRule(r.nodes, r.w, wf, r.w_teacher, "H'")))
+        rows["post"].append(err(s, t, m, r))
+    sim = simulate(prm).test_error.values[:, 0, 0]
+    out = {k: mean_se(v) for k, v in rows.items()}
+    out["sim"] = mean_se(sim)
+    out["post-sim paired"] = mean_se(np.array(rows["post"]) - sim)
+    out["surrogate-sim paired"] = mean_se(np.array(rows["surrogate"]) - sim)
+    out["measured"] = {k: mean_se(v) for k, v in meas.items()}
+    out["map"] = StepMap.as_dict(sm)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--d", default="500,1000,2000")
+    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--cases", default=",".join(str(i) for i in range(len(CASES))))
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    names = [list(CASES)[int(i)] for i in a.cases.split(",")]
+    res = {"alpha": ALPHA[0], "lam": LAM[0], "seeds": a.seeds, "cases": {}}
+    for name in names:
+        kw = CASES[name]
+        inf = float(theory(**kw, alpha=ALPHA, lam=LAM).test_error[0, 0])
+        res["cases"][name] = {"inf": inf}
+        for d in (int(x) for x in a.d.split(",")):
+            t0 = time.perf_counter()
+            res["cases"][name][str(d)] = one_case(kw, d, a.seeds)
+            res["cases"][name][str(d)]["seconds"] = time.perf_counter() - t0
+            print(name, d, json.dumps(res["cases"][name][str(d)]), flush=True)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
