@@ -11,6 +11,8 @@ For each case and d, over the same seeds as ``onestep simulate`` (paired runs):
   spike_proj + W1's real spike projections F' (H' as in ``spectrum``);
   teacher_proj + W1's real teacher projections H' (F' as in ``spectrum``);
   post       + W1's real projections F', H' (the full post-step theory);
+  gauss_equiv the post-step theory on a W1 whose step uses the Gaussian equivalent of σ'
+             (see ``linearised_step``): is the W0-dependence beyond linear needed?
   sim        the simulation's test error.
 Means over seeds with s.e.; ``post - sim`` also as a paired mean ± s.e.
 """
@@ -22,8 +24,9 @@ import time
 
 import numpy as np
 
+from twolayer import activations
 from twolayer.onestep import simulate, theory
-from twolayer.onestep.poststep import post_step_rule, stepped_weights
+from twolayer.onestep.poststep import post_step_rule, step_samples, stepped_weights
 from twolayer.onestep.spectrum import SpectralRule, StepMap, finite_rule, mp_rule, step_map
 from twolayer.params import OnestepSimulate
 
@@ -44,6 +47,19 @@ def err(student, teacher, sm, rule, beta=1.0):
     return float(sol["test_error"][0, 0])
 
 
+def linearised_step(student, w0, x0, y0, eta, rng):
+    """The step with σ'(W0 X0ᵀ) replaced by its Gaussian equivalent μ1 + μ2·W0X0ᵀ + √v·Ξ
+    (μ2 = E σ'', v = E σ'² − μ1² − μ2², Ξ i.i.d. N(0, 1) independent of W0): the real residual
+    and samples, the noise part's dependence on W0 kept only through its linear term."""
+    a = activations.get(student)
+    pre = x0 @ w0.T
+    resid = y0 - a.fn(pre).mean(axis=1)
+    mu1, mu2 = a.mu(1), a.mu(2)
+    v = a.deriv_second_moment - mu1**2 - mu2**2
+    sp = mu1 + mu2 * pre + np.sqrt(max(v, 0.0)) * rng.standard_normal(pre.shape)
+    return w0 + (eta / len(x0)) * ((sp * resid[:, None]).T @ x0)
+
+
 def mean_se(x):
     x = np.asarray(x, float)
     return [float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x)))]
@@ -55,7 +71,7 @@ def one_case(kw, d, seeds):
     prm = OnestepSimulate(**kw, d=d, seeds=seeds, alpha=ALPHA, lam=LAM)
     p = prm.width
     rows = {k: [] for k in ("surrogate", "scalars", "spectrum", "spike_proj", "teacher_proj",
-                            "post")}
+                            "post", "gauss_equiv")}
     meas = {k: [] for k in ("spike", "bulk_scale", "alignment", "spike_spread", "row_spread")}
     for i in range(seeds):
         theta, w0, w1 = stepped_weights(prm, i)
@@ -77,6 +93,10 @@ def one_case(kw, d, seeds):
         rows["spike_proj"].append(err(s, t, m, SpectralRule(r.nodes, r.w, r.w_spike, wh, "F'")))
         rows["teacher_proj"].append(err(s, t, m, SpectralRule(r.nodes, r.w, wf, r.w_teacher, "H'")))
         rows["post"].append(err(s, t, m, r))
+        _, _, x0, y0 = step_samples(prm, i)
+        wg = linearised_step(s, w0, x0, y0, kw["eta"], np.random.default_rng([11, d, i]))
+        pg = post_step_rule(wg, theta, (wg - w0).mean(0))
+        rows["gauss_equiv"].append(err(s, t, pg.step, pg.rule))
     sim = simulate(prm).test_error.values[:, 0, 0]
     out = {k: mean_se(v) for k, v in rows.items()}
     out["sim"] = mean_se(sim)

@@ -2,6 +2,7 @@
 formula, the simulation's own W1, and the simulation's test error."""
 
 import importlib
+import json
 
 import numpy as np
 import pytest
@@ -86,3 +87,18 @@ def test_post_step_theory_matches_the_simulation_where_the_surrogate_is_low():
 def test_post_step_theory_refuses_several_steps():
     with pytest.raises(ParameterError, match="one giant step"):
         post_step_theory(alpha0=[0.5, 0.5], eta=[1.0, 1.0], d=50, seeds=1)
+
+
+def test_theory_carries_the_validity_indicators(capsys):
+    """η̃²/α0 and c₀ − 1 on every theory result: relu/tanh, α0 = η̃ = 2 has η̃²/α0 = 2 and
+    c₀ − 1 = η̃ E σ''(μ0⋆ − μ0) = 2·φ(0)·(0 − φ(0)) = −1/π; random features have 0 and 0."""
+    ds = theory("relu", "tanh", alpha0=2.0, eta=2.0, alpha=[1.0])
+    assert ds.attrs["noise_ratio"] == pytest.approx(2.0, rel=1e-12)
+    assert ds.attrs["noncentred"] == pytest.approx(-1 / np.pi, rel=1e-12)
+    rf = theory("relu", "tanh", alpha0=2.0, eta=0.0, alpha=[1.0])
+    assert rf.attrs["noise_ratio"] == 0.0 and rf.attrs["noncentred"] == 0.0
+    from .helpers import run
+
+    code, out, _ = run(capsys, ["onestep", "theory", "--alpha0", "0.5", "--eta", "2", "--alpha",
+                                "1", "--json"])
+    assert code == 0 and json.loads(out)["validity"]["noise_ratio"] == pytest.approx(8.0)

@@ -85,7 +85,8 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
             "alpha": th["alpha"].values, "lam": th["lam"].values,
             **{k: _by_lam(th[k].values, n_lam)
                for k in ("test_error", "train_error", "converged", "residual", "iterations")},
-            "srf": _srf(th)}, th, elapsed)
+            "srf": _srf(th),
+            "validity": {k: th.attrs[k] for k in ("noise_ratio", "noncentred")}}, th, elapsed)
         finish(th.attrs["status"])
         return
     for j, lam in enumerate(th["lam"].values):
@@ -96,6 +97,8 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
               f"one-step theory (d={th.attrs['spectrum']}), λ={lam:g}")
     print("sRF: " + ", ".join(f"{k} {v:.4f}" for k, v in _srf(th).items())
           + f"  [{elapsed:.2f} s]")
+    print(f"validity: eta^2/alpha0 {th.attrs['noise_ratio']:.3g}, c0 - 1 "
+          f"{th.attrs['noncentred']:.3g} (the spiked model is off by ~5% at eta^2/alpha0 = 8)")
     status_line(th)
     finish(th.attrs["status"])
 

@@ -42,7 +42,7 @@ from twolayer.onestep.spectrum import SpectralRule, StepMap, step_map
 from twolayer.params import OnestepSimulate, takes
 from twolayer.results import stamp
 
-__all__ = ["PostStep", "post_step_rule", "post_step_theory", "stepped_weights"]
+__all__ = ["PostStep", "post_step_rule", "post_step_theory", "step_samples", "stepped_weights"]
 
 _theory = importlib.import_module("twolayer.onestep.theory")
 
@@ -95,10 +95,23 @@ def post_step_rule(w1: np.ndarray, theta: np.ndarray, direction: np.ndarray,
 
 def stepped_weights(prm: OnestepSimulate, run: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(θ, W0, W1) of the simulation's run ``run`` (the draws of :func:`simulate`, one step)."""
+    theta, w0, x0, y0 = step_samples(prm, run)
+    if x0 is None:
+        return theta, w0, w0
+    eta = prm.steps[0][1]
+    w1 = _giant_step(activations.get(prm.student), w0, x0, y0, eta)
+    if not np.max(np.abs(w1)) < 1e100:
+        raise ParameterError(f"the step with eta = {eta:g} overflowed; use a smaller eta")
+    return theta, w0, w1
+
+
+def step_samples(prm: OnestepSimulate, run: int):
+    """(θ, W0, X0, y0) of the simulation's run ``run``: the teacher, the initial first layer
+    and the step's n0 × d inputs and labels (X0 = y0 = None when there is no step)."""
     if len(prm.steps) != 1:
         raise ParameterError("the post-step theory takes one giant step; got "
                              f"{len(prm.steps)} (alpha0, eta) pairs")
-    s, t = activations.get(prm.student), activations.get(prm.teacher)
+    t = activations.get(prm.teacher)
     d, p = prm.d, prm.width
     rng = np.random.default_rng([prm.seed, run])
     theta = rng.standard_normal(d)
@@ -108,15 +121,12 @@ def stepped_weights(prm: OnestepSimulate, run: int) -> tuple[np.ndarray, np.ndar
     (a0, eta), = prm.steps
     n0 = round(a0 * d)
     if n0 == 0 or eta == 0:
-        return theta, w0, w0
+        return theta, w0, None, None
     x0 = rng.standard_normal((n0, d))
     y0 = t.fn(x0 @ theta)
     if prm.noise > 0:
         y0 = y0 + math.sqrt(prm.noise) * rng.standard_normal(n0)
-    w1 = _giant_step(s, w0, x0, y0, eta)
-    if not np.max(np.abs(w1)) < 1e100:
-        raise ParameterError(f"the step with eta = {eta:g} overflowed; use a smaller eta")
-    return theta, w0, w1
+    return theta, w0, x0, y0
 
 
 @takes(OnestepSimulate)
@@ -186,11 +196,5 @@ def post_step_theory(prm: OnestepSimulate, *, n_kappa: int = 96, tol: float = 1e
         warnings.warn(message, ConvergenceWarning, stacklevel=3)
     return stamp(ds, prm, status, message, p=prm.width, spectrum="post-step",
                  map_spike=sm.spike, map_bulk_scale=sm.bulk_scale, map_alignment=sm.alignment,
-                 bulk_shrink=sm.bulk_shrink, **validity(a0, eta, sm))
+                 bulk_shrink=sm.bulk_shrink, **_theory.validity(a0, eta, sm))
 
-
-def validity(alpha0: float, eta: float, sm: StepMap) -> dict[str, float]:
-    """Indicators of where the spiked surrogate is off: η̃²/α0 (the step-noise strength against
-    the spike; ∞ when α0 = 0 < η̃) and the non-centred correction c₀ − 1."""
-    ratio = 0.0 if eta == 0 else (math.inf if alpha0 == 0 else eta * eta / alpha0)
-    return {"noise_ratio": ratio, "noncentred": sm.bulk_shrink - 1.0}

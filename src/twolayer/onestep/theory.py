@@ -48,7 +48,7 @@ from twolayer.onestep.spectrum import SpectralRule, StepMap, finite_rule, mp_rul
 from twolayer.params import OnestepTheory, takes
 from twolayer.results import stamp
 
-__all__ = ["ChannelTables", "channel_tables", "solve", "theory"]
+__all__ = ["ChannelTables", "channel_tables", "solve", "theory", "validity"]
 
 _ORDER = ("q1", "q2", "V1", "V2", "vartheta", "psi", "m")
 _MAX_RESTARTS = 6
@@ -233,7 +233,8 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
     parameters, ``converged``, ``iterations``, ``residual``; attributes: the result schema of
     :mod:`twolayer.results` (status ``not_converged`` where the fixed point missed ``tol``, with
     a :class:`ConvergenceWarning`; such points hold NaN), ``spectrum`` and the sRF parameters of
-    the step (``bulk_scale``, ``bulk_shrink``, ``spike``, ``alignment``).
+    the step (``bulk_scale``, ``bulk_shrink``, ``spike``, ``alignment``) and the validity
+    indicators of :func:`validity` (``noise_ratio`` = η̃²/α0, ``noncentred`` = c₀ − 1).
     """
     alphas, lams = np.array(prm.alpha), np.array(prm.lam)
     sm = step_map(prm.student, prm.teacher, prm.alpha0, prm.eta, prm.noise)
@@ -272,4 +273,15 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
                    "near the interpolation peak converges slowest")
         warnings.warn(message, ConvergenceWarning, stacklevel=3)
     return stamp(ds, prm, status, message, spectrum=rules[0].label,
-                 **{k: float(v) for k, v in sm.as_dict().items()})
+                 **{k: float(v) for k, v in sm.as_dict().items()},
+                 **validity(prm.alpha0, prm.eta, sm))
+
+
+def validity(alpha0: float, eta: float, sm: StepMap) -> dict[str, float]:
+    """Where the spiked surrogate is known to be off: ``noise_ratio`` = η̃²/α0 (the strength of
+    the step's noise part, which lives in the span of the n0 step samples and depends on W0;
+    0 without a step, η̃ = 0 or α0 = 0) and ``noncentred`` = c₀ − 1 (the bulk shrink of a
+    non-centred σ). The surrogate is within ~1% of simulation at η̃²/α0 ≤ 2 with c₀ = 1 and
+    ~5% low at η̃²/α0 = 8 (docs/models/onestep.md has the measured table)."""
+    ratio = 0.0 if eta == 0 or alpha0 == 0 else eta * eta / alpha0
+    return {"noise_ratio": ratio, "noncentred": sm.bulk_shrink - 1.0}
