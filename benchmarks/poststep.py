@@ -15,6 +15,12 @@ For each case and d, over the same seeds as ``onestep simulate`` (paired runs):
              (see ``linearised_step``): is the W0-dependence beyond linear needed?
   sim        the simulation's test error.
 Means over seeds with s.e.; ``post - sim`` also as a paired mean ± s.e.
+
+``--split`` instead splits the step's σ'(W0 X0ᵀ) into its parts and, for each synthetic W1,
+compares the post-step theory with a ridge readout simulated on that same W1 (paired):
+  linear   W0 + η̃/n0 [(μ1 + μ2·W0X0ᵀ) ∘ ρ] X0   (the W0-dependent term only, no noise);
+  indep    c₀W0 + η̃/n0 [(μ1 + √(v + μ2²)·Ξ) ∘ ρ] X0   (shrink + noise independent of W0);
+  shrink   c₀W0 + η̃/n0 [μ1 ρ] X0   (the surrogate's structure: shrink and spike only).
 """
 
 import argparse
@@ -27,6 +33,7 @@ import numpy as np
 from twolayer import activations
 from twolayer.onestep import simulate, theory
 from twolayer.onestep.poststep import post_step_rule, step_samples, stepped_weights
+from twolayer.onestep.simulate import _features, _ridge
 from twolayer.onestep.spectrum import SpectralRule, StepMap, finite_rule, mp_rule, step_map
 from twolayer.params import OnestepSimulate
 
@@ -36,6 +43,7 @@ CASES = {
     "tanh/tanh a0=0.5 eta=2": dict(student="tanh", teacher="tanh", alpha0=0.5, eta=2.0),
     "relu/tanh a0=2 eta=2": dict(student="relu", teacher="tanh", alpha0=2.0, eta=2.0),
     "tanh/tanh a0=0.5 eta=1": dict(student="tanh", teacher="tanh", alpha0=0.5, eta=1.0),
+    "relu/tanh a0=2 eta=1": dict(student="relu", teacher="tanh", alpha0=2.0, eta=1.0),
 }
 ALPHA, LAM = [2.0], [0.01]
 
@@ -107,17 +115,62 @@ def one_case(kw, d, seeds):
     return out
 
 
+def readout_error(student, teacher, w, theta, n, rng, n_test=10000):
+    """Test MSE of the ridge readout (λ = LAM) on n fresh samples, first layer w frozen."""
+    s, t = activations.get(student), activations.get(teacher)
+    x = rng.standard_normal((n, w.shape[1]))
+    z = _features(s, x, w, np.float64)
+    a = _ridge(z, t.fn(x @ theta), z.T @ z, np.array(LAM))[:, 0]
+    xt = rng.standard_normal((n_test, w.shape[1]))
+    return float(np.mean((t.fn(xt @ theta) - _features(s, xt, w, np.float64) @ a) ** 2))
+
+
+def split_case(kw, d, seeds):
+    s, t, eta = kw["student"], kw["teacher"], kw["eta"]
+    a = activations.get(s)
+    mu1, mu2 = a.mu(1), a.mu(2)
+    v = a.deriv_second_moment - mu1**2 - mu2**2
+    c0 = step_map(s, t, kw["alpha0"], eta).bulk_shrink
+    prm = OnestepSimulate(**kw, d=d, seeds=seeds, alpha=ALPHA, lam=LAM)
+    out = {k: [] for k in ("linear", "indep", "shrink")}
+    for i in range(seeds):
+        theta, w0, x0, y0 = step_samples(prm, i)
+        pre = x0 @ w0.T
+        resid = (y0 - a.fn(pre).mean(axis=1))[:, None]
+        xi = np.random.default_rng([5, d, i]).standard_normal(pre.shape)
+        k = eta / len(x0)
+        ws = {"linear": w0 + k * (((mu1 + mu2 * pre) * resid).T @ x0),
+              "indep": c0 * w0 + k * (((mu1 + np.sqrt(v + mu2**2) * xi) * resid).T @ x0),
+              "shrink": c0 * w0 + k * ((mu1 * resid).T @ x0)}
+        for name, w in ws.items():
+            ps = post_step_rule(w, theta, (w - w0).mean(0))
+            sim = readout_error(s, t, w, theta, round(ALPHA[0] * d), np.random.default_rng([9, i]))
+            out[name].append((err(s, t, ps.step, ps.rule), sim))
+    res = {}
+    for name, vals in out.items():
+        vals = np.array(vals)
+        res[name] = {"theory": mean_se(vals[:, 0]), "sim": mean_se(vals[:, 1]),
+                     "paired": mean_se(vals[:, 0] - vals[:, 1])}
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--d", default="500,1000,2000")
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--cases", default=",".join(str(i) for i in range(len(CASES))))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--split", action="store_true")
     a = ap.parse_args()
     names = [list(CASES)[int(i)] for i in a.cases.split(",")]
     res = {"alpha": ALPHA[0], "lam": LAM[0], "seeds": a.seeds, "cases": {}}
     for name in names:
         kw = CASES[name]
+        if a.split:
+            for d in (int(x) for x in a.d.split(",")):
+                res["cases"][f"{name} d={d}"] = split_case(kw, d, a.seeds)
+                print(name, d, json.dumps(res["cases"][f"{name} d={d}"]), flush=True)
+            continue
         inf = float(theory(**kw, alpha=ALPHA, lam=LAM).test_error[0, 0])
         res["cases"][name] = {"inf": inf}
         for d in (int(x) for x in a.d.split(",")):
