@@ -282,7 +282,7 @@ def validity(alpha0: float, eta: float, sm: StepMap) -> dict[str, float]:
     the step's noise part, which lives in the span of the n0 step samples and depends on W0;
     0 without a step, η̃ = 0 or α0 = 0) and ``noncentred`` = c₀ − 1 (the bulk shrink of a
     non-centred σ). Measured against simulation (α = 2, λ = 0.01, d = p = 2000, 8 seeds): −3% at
-    η̃²/α0 = 2 and −6% at 8 for tanh/tanh (c₀ = 1), +6% for relu/tanh at η̃²/α0 = 2 with
-    c₀ − 1 = −1/π; the table is in the one-step model's documentation."""
+    η̃²/α0 = 2 and −6% at 8 for tanh/tanh (c₀ = 1); relu/tanh +6% at η̃²/α0 = 2 (c₀ − 1 = −1/π)
+    and +2% at 0.5 (c₀ − 1 = −1/2π). The table is in the one-step model's documentation."""
     ratio = 0.0 if eta == 0 or alpha0 == 0 else eta * eta / alpha0
     return {"noise_ratio": ratio, "noncentred": sm.bulk_shrink - 1.0}
