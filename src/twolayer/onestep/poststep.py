@@ -10,7 +10,8 @@ unit direction ĝ (default: the mean row of W1 − W0) write each row w1_j = s_j
 - bulk      c = mean_j ‖w_j‖² (W's mean squared row norm), Ω = W Π Wᵀ = W1 Π W1ᵀ with
   Π = I − ĝĝᵀ, eigenpairs (D_i, u_i) (one p × p eigendecomposition, O(p³));
 - weights   F'_i = p (u_iᵀ W ĝ)², H'_i = p (u_iᵀ W1 ζ̂)², ζ̂ = Πθ/‖Πθ‖, as in
-  :func:`~twolayer.onestep.spectrum.finite_rule`;
+  :func:`~twolayer.onestep.spectrum.finite_rule`, and the cross weights
+  X'_i = p (u_iᵀ W ĝ)(u_iᵀ W1 ζ̂) (zero on average in the surrogate);
 - alignment γ = ĝ·θ.
 
 The surrogate's finite-d rule is the same construction on √c·W0 with r_s, γ from the step map;
@@ -20,10 +21,10 @@ W1 = W0 and the rule is that of random features with the same W0. The model stil
 spike is rank one and the same μ0(κ), μ1(κ) for every row; ``spike_spread`` (std of s_j over
 r_s) and ``row_spread`` (std of ‖w_j‖² over c) report how far the rows are from that.
 
-Measured: for a centred σ (tanh) this closes the surrogate's gap at large η̃²/α0 (to within the
-simulation's s.e.); for a σ with E σ'' ≠ 0 (relu) it does not: the part of the step linear in
-W0, W0·(I + η̃ E σ'' S_ρ) with S_ρ = (1/n0) Σ_μ ρ_μ x_μ x_μᵀ, puts the fixed point 4–9% above the
-simulation (see the one-step model's documentation).
+Measured: this closes the surrogate's gap at large η̃²/α0 for tanh and relu students (to within
+the simulation's s.e.; see the one-step model's documentation). For a σ with E σ'' ≠ 0 the
+cross weights are needed: the part of the step linear in W0, W0·(I + η̃ E σ'' S_ρ) with
+S_ρ = (1/n0) Σ_μ ρ_μ x_μ x_μᵀ, correlates W ĝ with W ζ̂ (correlation ≈ 0.2 for relu/tanh).
 
 :func:`post_step_theory` draws W0 and the step exactly as :func:`twolayer.onestep.simulate`
 does (run i uses ``default_rng([seed, i])``: the same W1 as the simulation's run i), so its
@@ -92,7 +93,9 @@ def post_step_rule(w1: np.ndarray, theta: np.ndarray, direction: np.ndarray,
     h = p * (evecs.T @ wz) ** 2
     rows = np.sum(w1 * w1, axis=1) - s * s + wv * wv  # ‖w_j‖² of the bulk rows
     c = float(rows.mean())
-    rule = SpectralRule(evals, np.full(p, 1.0 / p), f / p, h / p, f"post-step(d={d}, p={p})")
+    x = (evecs.T @ wv) * (evecs.T @ wz)  # X'_i / p
+    rule = SpectralRule(evals, np.full(p, 1.0 / p), f / p, h / p, f"post-step(d={d}, p={p})",
+                        w_cross=x)
     sm = StepMap(math.sqrt(c), bulk_shrink, spike, gamma, residual_var)
     spread = float(np.std(s) / spike) if spike > 0 else math.nan
     return PostStep(rule, sm, spread, float(np.std(rows) / c))
