@@ -21,8 +21,9 @@ W1 = W0 and the rule is that of random features with the same W0. The model stil
 spike is rank one and the same μ0(κ), μ1(κ) for every row; ``spike_spread`` (std of s_j over
 r_s) and ``row_spread`` (std of ‖w_j‖² over c) report how far the rows are from that.
 
-Measured: this closes the surrogate's gap at large η̃²/α0 for tanh and relu students (to within
-the simulation's s.e.; see the one-step model's documentation). For a σ with E σ'' ≠ 0 the
+Measured: this closes the surrogate's gap at large η̃²/α0 (tanh/tanh η̃²/α0 = 8: −6% → +0.7%
+± 0.9%; relu/tanh η̃²/α0 = 2: +6.3% → +1.5% ± 0.8%; d = 2000; see the one-step model's
+documentation). For a σ with E σ'' ≠ 0 the
 cross weights are needed: the part of the step linear in W0, W0·(I + η̃ E σ'' S_ρ) with
 S_ρ = (1/n0) Σ_μ ρ_μ x_μ x_μᵀ, correlates W ĝ with W ζ̂ (correlation ≈ 0.2 for relu/tanh).
 
