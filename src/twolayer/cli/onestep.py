@@ -85,7 +85,8 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
             "alpha": th["alpha"].values, "lam": th["lam"].values,
             **{k: _by_lam(th[k].values, n_lam)
                for k in ("test_error", "train_error", "converged", "residual", "iterations")},
-            "srf": _srf(th)}, th, elapsed)
+            "srf": _srf(th),
+            "validity": {k: th.attrs[k] for k in ("noise_ratio", "noncentred")}}, th, elapsed)
         finish(th.attrs["status"])
         return
     for j, lam in enumerate(th["lam"].values):
@@ -102,6 +103,8 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
                   f"{th['step_alignment'].values[t]:.4f}, bulk_scale "
                   f"{th['step_bulk_scale'].values[t]:.4f}, even_coupling "
                   f"{th['step_even_coupling'].values[t]:+.4f}")
+    print(f"validity: eta^2/alpha0 {th.attrs['noise_ratio']:.3g}, c0 - 1 "
+          f"{th.attrs['noncentred']:.3g} (measured: the spiked model is 3-6% off at 2-8)")
     status_line(th)
     finish(th.attrs["status"])
 

@@ -5,11 +5,15 @@
 - :func:`rf_theory` — the random-features baseline (η̃ = 0);
 - :func:`step_map` — the sRF parameters (bulk scale, spike strength, alignment) of the step;
   :func:`step_maps` — the same after each of several steps.
+- :func:`post_step_theory` — the same fixed point on the real W1 of simulated steps (finite d),
+  where the spiked surrogate is off (large η̃²/α0).
 """
 
+from twolayer.onestep.poststep import post_step_theory
 from twolayer.onestep.rf import linear_rf_error, rf_theory
 from twolayer.onestep.simulate import simulate
 from twolayer.onestep.spectrum import StepMap, step_map, step_maps
 from twolayer.onestep.theory import theory
 
-__all__ = ["StepMap", "linear_rf_error", "rf_theory", "simulate", "step_map", "step_maps", "theory"]
+__all__ = ["StepMap", "linear_rf_error", "post_step_theory", "rf_theory", "simulate", "step_map",
+           "step_maps", "theory"]

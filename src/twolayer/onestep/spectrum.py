@@ -258,7 +258,9 @@ def _step_moments(s, t, k, wk, sc, r, gam, noise) -> dict[str, float]:
 class SpectralRule:
     """Quadrature for the bulk averages (1/p) Σ_i g(D_i), (1/p) Σ F'_i g(D_i), (1/p) Σ H'_i g(D_i).
 
-    ``nodes`` are eigenvalues D; ``w``, ``w_spike``, ``w_teacher`` the three sets of weights.
+    ``nodes`` are eigenvalues D; ``w``, ``w_spike``, ``w_teacher`` the three sets of weights;
+    ``w_cross`` (optional, None = 0) the cross weights (1/p) Σ X'_i g(D_i),
+    X'_i = p (u_iᵀ W v̂)(u_iᵀ W ζ̂), which vanish on average for a bulk independent of θ.
     """
 
     nodes: np.ndarray
@@ -266,6 +268,7 @@ class SpectralRule:
     w_spike: np.ndarray
     w_teacher: np.ndarray
     label: str
+    w_cross: np.ndarray | None = None
 
 
 @cache

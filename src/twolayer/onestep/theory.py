@@ -17,15 +17,17 @@ and their conjugates. With ⟨·⟩ the spectral averages of :class:`SpectralRul
 eigenvalues D of Ω = WΠWᵀ), S = λ + V̂1 D + V̂2, V(κ) = μ1²V1 + μ2²V2,
 c(κ) = μ0 m + μ1 κ ϑ and the residual E(κ) = E_τ[(y − c − μ1ψτ)²] + μ1²(q1 − ψ²) + μ2² q2:
 
-    q1 = ⟨D (q̂1 D + q̂2 + ϑ̂²F' + ψ̂²H')/S²⟩      q2 = ⟨(q̂1 D + q̂2 + ϑ̂²F' + ψ̂²H')/S²⟩
-    V1 = ⟨D/S⟩,  V2 = ⟨1/S⟩,  ϑ = ϑ̂ ⟨F'/S⟩,  ψ = ψ̂ ⟨H'/S⟩
+    q1 = ⟨D (q̂1 D + q̂2 + ϑ̂²F' + ψ̂²H' + 2ϑ̂ψ̂X')/S²⟩   q2 = ⟨(q̂1 D + q̂2 + …same…)/S²⟩
+    V1 = ⟨D/S⟩,  V2 = ⟨1/S⟩,  ϑ = ϑ̂ ⟨F'/S⟩ + ψ̂ ⟨X'/S⟩,  ψ = ψ̂ ⟨H'/S⟩ + ϑ̂ ⟨X'/S⟩
     q̂1,2 = (α/β) E_κ[μ1,2² E(κ)/(1+V)²]         V̂1,2 = (α/β) E_κ[μ1,2²/(1+V)]
     ϑ̂ = (α/β) E_κ[κ μ1 (h − c)/(1+V)]           ψ̂ = (α/β) E_κ[μ1 h1/(1+V)]
     m = E_κ[μ0 (h − μ1κϑ)/(1+V)] / E_κ[μ0²/(1+V)]
 
 with h(κ) = E_τ σ⋆, h1(κ) = E_τ[τ σ⋆]. Test error ε_g = E_κ E(κ); training error
 E_κ[E(κ)/(1+V)²]. At β = 1 this is the system of the reference notebook; the factor α/β
-(n/p) and the spectral weights F', H' generalise it to any β. The system is solved by damped
+(n/p) and the spectral weights F', H' generalise it to any β; the cross weights
+X'_i = p (u_iᵀWv̂)(u_iᵀWζ̂) (``SpectralRule.w_cross``) vanish for a bulk independent of θ (the
+surrogate) but not for the real post-step W1 of a σ with E σ'' ≠ 0. The system is solved by damped
 iteration, vectorised over the whole (α, λ) grid at once; a point whose iterate blows up is
 restarted with heavier damping, and reported (NaN, ``converged = False``) if it never settles.
 ϑ (``vartheta``, the readout's overlap with the spike direction; θ is the teacher) and m, which
@@ -55,7 +57,7 @@ from twolayer.onestep.spectrum import (
 from twolayer.params import OnestepTheory, takes
 from twolayer.results import stamp
 
-__all__ = ["ChannelTables", "channel_tables", "solve", "theory"]
+__all__ = ["ChannelTables", "channel_tables", "solve", "theory", "validity"]
 
 _ORDER = ("q1", "q2", "V1", "V2", "vartheta", "psi", "m")
 _MAX_RESTARTS = 6
@@ -130,6 +132,7 @@ def solve(
     hh = tab.hh[None, None, :] + noise
     D = rule.nodes[None, None, :]
     wD, wF, wH = rule.w, rule.w_spike, rule.w_teacher
+    wX = np.zeros_like(wD) if rule.w_cross is None else rule.w_cross
     has_mean = float(np.sum(wk * tab.mu0**2)) > 1e-14
 
     def initial():
@@ -167,6 +170,8 @@ def solve(
         # ϑ and m enter the channel linearly: solve them exactly given V (a naive iteration of
         # ϑ = ϑ̂⟨F'/S⟩ has gain ~1/λ on the null space of Ω when β > 1).
         gF = np.sum(wF / S, -1)[..., None]
+        gX = np.sum(wX / S, -1)[..., None]  # ϑ = ϑ̂⟨F'/S⟩ + ψ̂⟨X'/S⟩
+        psh = A * E(mu1 * h1 * inv)
         b_th, e_th = A * E(K**2 * mu1**2 * inv), A * E(K * mu1 * mu0 * inv)
         a_th = A * E(K * mu1 * h * inv)
         if has_mean:
@@ -174,21 +179,22 @@ def solve(
             m01 = E(mu0 * mu1 * K * inv)
             # [1 + gF b, gF e; m01, m00] [θ, m] = [gF a, m0h]
             det = (1 + gF * b_th) * m00 - gF * e_th * m01
-            th_new = (gF * a_th * m00 - gF * e_th * m0h) / det
-            m_new = ((1 + gF * b_th) * m0h - m01 * gF * a_th) / det
+            r1 = gF * a_th + gX * psh
+            th_new = (r1 * m00 - gF * e_th * m0h) / det
+            m_new = ((1 + gF * b_th) * m0h - m01 * r1) / det
         else:
-            th_new = gF * a_th / (1 + gF * b_th)
+            th_new = (gF * a_th + gX * psh) / (1 + gF * b_th)
             m_new = np.zeros_like(th_new)
         thh = a_th - b_th * th_new - e_th * m_new
-        psh = A * E(mu1 * h1 * inv)
         src = (qh1 * D + qh2) / S**2
+        mean2 = (thh**2 * wF + psh**2 * wH + 2 * thh * psh * wX) / S**2
         new = {
-            "q1": np.sum((D * src) * wD + D / S**2 * thh**2 * wF + D / S**2 * psh**2 * wH, -1),
-            "q2": np.sum(src * wD + thh**2 / S**2 * wF + psh**2 / S**2 * wH, -1),
+            "q1": np.sum((D * src) * wD + D * mean2, -1),
+            "q2": np.sum(src * wD + mean2, -1),
             "V1": np.sum(D / S * wD, -1),
             "V2": np.sum(1 / S * wD, -1),
             "vartheta": th_new[..., 0],
-            "psi": psh[..., 0] * np.sum(wH / S, -1),
+            "psi": psh[..., 0] * np.sum(wH / S, -1) + thh[..., 0] * gX[..., 0],
             "m": m_new[..., 0],
         }
         with np.errstate(invalid="ignore"):
@@ -240,7 +246,9 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
     parameters, ``converged``, ``iterations``, ``residual``; attributes: the result schema of
     :mod:`twolayer.results` (status ``not_converged`` where the fixed point missed ``tol``, with
     a :class:`ConvergenceWarning`; such points hold NaN), ``spectrum`` and the sRF parameters of
-    the step (``bulk_scale``, ``bulk_shrink``, ``spike``, ``alignment``, ``even_coupling``).
+    the step (``bulk_scale``, ``bulk_shrink``, ``spike``, ``alignment``, ``even_coupling``)
+    and the validity indicators of :func:`validity` (``noise_ratio`` = η̃²/α0, summed over
+    the steps, ``noncentred`` = c₀ − 1 of the last step).
 
     Several steps (``alpha0``/``eta`` lists): the sRF parameters are those after the last step
     (:func:`~twolayer.onestep.spectrum.step_maps`), and the Dataset adds the state after each
@@ -291,7 +299,8 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
                    "near the interpolation peak converges slowest")
         warnings.warn(message, ConvergenceWarning, stacklevel=3)
     return stamp(ds, prm, status, message, spectrum=rules[0].label,
-                 **{k: float(v) for k, v in sm.as_dict().items()})
+                 **{k: float(v) for k, v in sm.as_dict().items()},
+                 **validity(a0s, etas, sm))
 
 
 def _per_step(maps: list[StepMap]) -> dict:
@@ -308,3 +317,17 @@ def _per_step(maps: list[StepMap]) -> dict:
             "step_direction_overlap": (("step", "step_b"), np.abs(dirs @ dirs.T)),
             "step_bulk_scale": (("step",), np.array([m.bulk_scale for m in maps])),
             "step_even_coupling": (("step",), np.array([m.even_coupling for m in maps]))}
+
+
+def validity(alpha0, eta, sm: StepMap) -> dict[str, float]:
+    """Where the spiked surrogate is known to be off: ``noise_ratio`` = η̃²/α0 (the strength of
+    the step's noise part, which lives in the span of the n0 step samples and depends on W0;
+    0 without a step, η̃ = 0 or α0 = 0) and ``noncentred`` = c₀ − 1 (the bulk shrink of a
+    non-centred σ). Measured against simulation (α = 2, λ = 0.01, d = p = 2000, 8 seeds): −3% at
+    η̃²/α0 = 2 and −6% at 8 for tanh/tanh (c₀ = 1); relu/tanh +6% at η̃²/α0 = 2 (c₀ − 1 = −1/π)
+    and +2% at 0.5 (c₀ − 1 = −1/2π). The table is in the one-step model's documentation.
+    Several steps (sequences ``alpha0``, ``eta``): η̃_t²/α0_t summed over the steps (each adds
+    its own noise part), c₀ − 1 of the last step (``sm``)."""
+    a0s, etas = np.atleast_1d(alpha0), np.atleast_1d(eta)
+    ratio = sum(0.0 if e == 0 or a == 0 else e * e / a for a, e in zip(a0s, etas, strict=True))
+    return {"noise_ratio": float(ratio), "noncentred": sm.bulk_shrink - 1.0}
