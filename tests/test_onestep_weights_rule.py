@@ -24,7 +24,7 @@ def test_weights_rule_of_a_spiked_matrix_has_the_bulk_averages():
     v *= 0.8 / np.linalg.norm(v)
     theta = rng.standard_normal(d)
     theta /= np.linalg.norm(theta)
-    rule = weights_rule(np.sqrt(c) * w0 + v, theta)
+    rule, _, _ = weights_rule(np.sqrt(c) * w0 + v, theta)
     assert rule.w.sum() == pytest.approx(1.0)
     assert np.sum(rule.w * rule.nodes) == pytest.approx(c, rel=0.01)  # mean eigenvalue c
     assert rule.w_spike.sum() == pytest.approx(c, rel=0.15)  # ‖B v̂‖²/… ~ c·β, χ² with 1/√p
@@ -54,7 +54,7 @@ def test_the_simulated_bulk_accounts_for_the_large_step_gap():
         for eta in kw["eta"]:
             x = rng.standard_normal((d, d))
             w = _giant_step(s, w, x, t.fn(x @ theta), eta)
-        rule = weights_rule(w, theta)
+        rule, _, _ = weights_rule(w, theta)
         errs.append(solve(tab, rule, np.array(kw["alpha"]), np.array([0.01]))["test_error"][:, 0])
     errs = np.array(errs)
     se_w = errs.std(0, ddof=1) / np.sqrt(seeds)

@@ -45,7 +45,7 @@ import xarray as xr
 from twolayer import activations
 from twolayer.errors import ConvergenceWarning, ParameterError
 from twolayer.onestep.simulate import _giant_step
-from twolayer.onestep.spectrum import SpectralRule, StepMap, step_map
+from twolayer.onestep.spectrum import SpectralRule, StepMap, step_map, weights_rule
 from twolayer.params import OnestepSimulate, takes
 from twolayer.results import stamp
 
@@ -73,31 +73,12 @@ def post_step_rule(w1: np.ndarray, theta: np.ndarray, direction: np.ndarray,
     ``bulk_shrink`` and ``residual_var`` are only carried into the returned :class:`StepMap`.
     """
     w1 = np.asarray(w1, float)
-    p, d = w1.shape
-    g = np.asarray(direction, float)
-    g = g / np.linalg.norm(g)
+    rule, g, spike = weights_rule(w1, theta, direction, spike)
     s = w1 @ g
-    if spike is None:
-        if s.mean() < 0:
-            g, s = -g, -s
-        spike = float(s.mean())
-    gamma = float(g @ theta)
-    zeta = theta - gamma * g
-    zn = np.linalg.norm(zeta)
-    zeta = zeta / zn if zn > 1e-12 else zeta
     wv = s - spike  # W ĝ for the bulk W = W1 − r_s 1 ĝᵀ
-    wz = w1 @ zeta
-    omega = w1 @ w1.T - np.outer(s, s)  # W Π Wᵀ = W1 Π W1ᵀ
-    evals, evecs = np.linalg.eigh(omega)
-    evals = np.clip(evals, 0.0, None)
-    f = p * (evecs.T @ wv) ** 2
-    h = p * (evecs.T @ wz) ** 2
     rows = np.sum(w1 * w1, axis=1) - s * s + wv * wv  # ‖w_j‖² of the bulk rows
     c = float(rows.mean())
-    x = (evecs.T @ wv) * (evecs.T @ wz)  # X'_i / p
-    rule = SpectralRule(evals, np.full(p, 1.0 / p), f / p, h / p, f"post-step(d={d}, p={p})",
-                        w_cross=x)
-    sm = StepMap(math.sqrt(c), bulk_shrink, spike, gamma, residual_var)
+    sm = StepMap(math.sqrt(c), bulk_shrink, spike, float(g @ theta), residual_var)
     spread = float(np.std(s) / spike) if spike > 0 else math.nan
     return PostStep(rule, sm, spread, float(np.std(rows) / c))
 

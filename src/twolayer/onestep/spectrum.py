@@ -326,27 +326,37 @@ def finite_rule(d: int, p: int, scale: float, rng: np.random.Generator) -> Spect
     return SpectralRule(evals, ones, f / p, h / p, f"finite(d={d}, p={p})")
 
 
-def weights_rule(w: np.ndarray, theta: np.ndarray) -> SpectralRule:
-    """Finite rule from given first-layer weights W (p × d) and the teacher direction θ.
+def weights_rule(w: np.ndarray, theta: np.ndarray, direction: np.ndarray | None = None,
+                 spike: float | None = None) -> tuple[SpectralRule, np.ndarray, float]:
+    """Finite rule from given first-layer weights W1 (p × d) and the teacher direction θ.
 
-    The spike is taken as the row mean v (all neurons share it when a = 1/√p), the bulk as
-    B = W − 1vᵀ; the rule is that of Ω = B Π Bᵀ (Π = I − v̂v̂ᵀ) with F' from B v̂ and H' from B ζ̂,
-    ζ̂ ∝ θ − (θ·v̂) v̂. Pairs with the recursion's channel (√c, r, γ) to test the spiked model's
-    bulk assumption on a simulated W (costs one p × p eigendecomposition).
+    The spike direction ĝ is ``direction`` (default: the row mean, which all neurons share when
+    a = 1/√p), oriented so that the spike strength r_s = mean(W1 ĝ) is ≥ 0 (``spike`` fixes
+    r_s instead); the bulk is W = W1 − r_s 1ĝᵀ. The rule is that of Ω = W Π Wᵀ = W1 Π W1ᵀ
+    (Π = I − ĝĝᵀ), with F' from Wĝ, H' from Wζ̂ (ζ̂ ∝ θ − (θ·ĝ)ĝ) and the cross weights
+    X'_i = p (u_iᵀWĝ)(u_iᵀWζ̂), which a bulk correlated with θ makes non-zero. Returns the rule,
+    ĝ and r_s. Costs one p × p eigendecomposition.
     """
     w, theta = np.asarray(w, float), np.asarray(theta, float)
     if w.ndim != 2 or theta.shape != (w.shape[1],):
         raise ParameterError(f"weights_rule needs W of shape (p, d) and theta of shape (d,); got "
                              f"{w.shape} and {theta.shape}")
-    p = w.shape[0]
-    v = w.mean(axis=0)
-    if not np.linalg.norm(v) > 0:
-        raise ParameterError("weights_rule: the rows of W have mean zero (no spike)")
-    vh = v / np.linalg.norm(v)
-    b = w - v
-    zeta = theta - (theta @ vh) * vh
-    zeta /= np.linalg.norm(zeta)
-    bv, bz = b @ vh, b @ zeta
-    evals, evecs = np.linalg.eigh(b @ b.T - np.outer(bv, bv))
-    return SpectralRule(np.clip(evals, 0.0, None), np.full(p, 1.0 / p), (evecs.T @ bv) ** 2,
-                        (evecs.T @ bz) ** 2, f"weights(p={p}, d={w.shape[1]})")
+    p, d = w.shape
+    g = w.mean(axis=0) if direction is None else np.asarray(direction, float)
+    if not np.linalg.norm(g) > 0:
+        raise ParameterError("weights_rule: no spike direction (the rows of W have mean zero)")
+    g = g / np.linalg.norm(g)
+    s = w @ g
+    if spike is None:
+        if s.mean() < 0:
+            g, s = -g, -s
+        spike = float(s.mean())
+    zeta = theta - (theta @ g) * g
+    zn = np.linalg.norm(zeta)
+    zeta = zeta / zn if zn > 1e-12 else zeta
+    wv, wz = s - spike, w @ zeta  # W ĝ and W ζ̂ for the bulk W
+    evals, evecs = np.linalg.eigh(w @ w.T - np.outer(s, s))
+    fv, fz = evecs.T @ wv, evecs.T @ wz
+    rule = SpectralRule(np.clip(evals, 0.0, None), np.full(p, 1.0 / p), fv**2, fz**2,
+                        f"weights(p={p}, d={d})", w_cross=fv * fz)
+    return rule, g, spike
