@@ -18,6 +18,8 @@ import numba as nb
 import numpy as np
 from scipy import special
 
+from twolayer.sgd._kernels import PARALLEL_LOCK
+
 _C = math.sqrt(2.0 / math.pi)
 _SQ2 = math.sqrt(2.0)
 
@@ -85,5 +87,6 @@ def erf_moments(m: np.ndarray, s: np.ndarray) -> np.ndarray:
     v2 = v / r2
     t2 = owens_t_rows(m / (r2 * np.sqrt(1.0 + v2)), 1.0 / np.sqrt(1.0 + 2.0 * v2))
     out = np.empty((9, *m.shape))
-    _fill(m, v, t0, t2, out)
+    with PARALLEL_LOCK:
+        _fill(m, v, t0, t2, out)
     return out

@@ -7,9 +7,15 @@ fraction of a second.
 from __future__ import annotations
 
 import math
+import threading
 
 import numba as nb
 import numpy as np
+
+# Kernels with ``parallel=True`` are entered under this lock: where Numba falls back to its
+# workqueue threading layer (no OpenMP or TBB), two threads launching parallel kernels at once
+# abort the process (e.g. a Dask worker with several threads). Each kernel uses every core.
+PARALLEL_LOCK = threading.Lock()
 
 _2PI = 2.0 / math.pi
 _4PI2 = 4.0 / math.pi**2
@@ -44,48 +50,58 @@ def asin(x):
     return math.copysign(big if a > 0.625 else small, x)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy", parallel=True)
 def _erf_variance(c, p, v, sa, var_coef, noise, dq):
     """Add var_coef · sa_j sa_l ((4/π²) Σ_ab v_a v_b I4[j,l,a,b] + Δ J2[j,l]) to dq, streamed.
 
     For each pair j ≤ l the (a, b) sum runs over a ≤ b with O(p + k) scratch (x_b = Ω_jb,
     y_b = Ω_lb, 1/√Λ1_b, the arcsines of one row); Λ0 is linear in (Ω_ab, x_b, y_b) with
-    coefficients fixed per (j, l, a). The arcsines of a row are one vectorised loop.
+    coefficients fixed per (j, l, a). The arcsines of a row are one vectorised loop. Rows are
+    shared out in pairs (j, p − 1 − j), equal work per pair, over the threads; each dq entry
+    is written by one row's thread only (row j writes dq[j, l] and dq[l, j], l ≥ j).
     """
+    for i in nb.prange((p + 1) // 2):
+        _erf_variance_row(c, p, v, sa, var_coef, noise, dq, i)
+        if p - 1 - i != i:
+            _erf_variance_row(c, p, v, sa, var_coef, noise, dq, p - 1 - i)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _erf_variance_row(c, p, v, sa, var_coef, noise, dq, j):
+    """The pairs (j, l ≥ j) of :func:`_erf_variance`."""
     n = c.shape[0]
     x = np.empty(n)
     y = np.empty(n)
     rs = np.empty(n)
     buf = np.empty(n)
-    for j in range(p):
-        ajj = 1.0 + c[j, j]
-        for q in range(j, p):
-            aqq = 1.0 + c[q, q]
-            cjq = c[j, q]
-            lam4 = ajj * aqq - cjq * cjq
-            for a in range(n):
-                cja = c[j, a]
-                cqa = c[q, a]
-                x[a] = cja
-                y[a] = cqa
-                rs[a] = 1.0 / math.sqrt(lam4 * (1.0 + c[a, a]) - cqa * cqa * ajj
-                                        - cja * cja * aqq + 2.0 * cjq * cja * cqa)
-            s = 0.0
-            for a in range(n):
-                al = cjq * y[a] - x[a] * aqq  # Λ0 = Λ4 Ω_ab + al·x_b + be·y_b
-                be = cjq * x[a] - y[a] * ajj
-                ra = rs[a]
-                for b in range(a, n):
-                    arg = (lam4 * c[a, b] + al * x[b] + be * y[b]) * (ra * rs[b])
-                    buf[b] = asin(min(max(arg, -1.0), 1.0))
-                row = v[a] * buf[a]
-                for b in range(a + 1, n):
-                    row += 2.0 * v[b] * buf[b]
-                s += v[a] * row
-            val = sa[j] * sa[q] * (var_coef * (_4PI2 * s + _2PI * noise) / math.sqrt(lam4))
-            dq[j, q] += val
-            if q != j:
-                dq[q, j] += val
+    ajj = 1.0 + c[j, j]
+    for q in range(j, p):
+        aqq = 1.0 + c[q, q]
+        cjq = c[j, q]
+        lam4 = ajj * aqq - cjq * cjq
+        for a in range(n):
+            cja = c[j, a]
+            cqa = c[q, a]
+            x[a] = cja
+            y[a] = cqa
+            rs[a] = 1.0 / math.sqrt(lam4 * (1.0 + c[a, a]) - cqa * cqa * ajj
+                                    - cja * cja * aqq + 2.0 * cjq * cja * cqa)
+        s = 0.0
+        for a in range(n):
+            al = cjq * y[a] - x[a] * aqq  # Λ0 = Λ4 Ω_ab + al·x_b + be·y_b
+            be = cjq * x[a] - y[a] * ajj
+            ra = rs[a]
+            for b in range(a, n):
+                arg = (lam4 * c[a, b] + al * x[b] + be * y[b]) * (ra * rs[b])
+                buf[b] = asin(min(max(arg, -1.0), 1.0))
+            row = v[a] * buf[a]
+            for b in range(a + 1, n):
+                row += 2.0 * v[b] * buf[b]
+            s += v[a] * row
+        val = sa[j] * sa[q] * (var_coef * (_4PI2 * s + _2PI * noise) / math.sqrt(lam4))
+        dq[j, q] += val
+        if q != j:
+            dq[q, j] += val
 
 
 @nb.njit(cache=True, fastmath=False)

@@ -376,8 +376,11 @@ class ErfEngine(Engine):
         k = omega.shape[0] - p
         v, a = (_erf_weights(p, k), _ones(p)) if a is None else (
             error_weights(p, k, a), np.ascontiguousarray(a, dtype=np.float64))
-        return _erf_flow()(np.ascontiguousarray(omega, dtype=np.float64), p, v, a,
-                           float(var_coef), float(noise))
+        from twolayer.sgd._kernels import PARALLEL_LOCK
+
+        with PARALLEL_LOCK:  # the variance term runs on every core
+            return _erf_flow()(np.ascontiguousarray(omega, dtype=np.float64), p, v, a,
+                               float(var_coef), float(noise))
 
 
 def engine(student: str | Activation, teacher: str | Activation) -> Engine:
