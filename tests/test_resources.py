@@ -41,6 +41,7 @@ def test_memory_estimate_tracks_the_measured_peak(cls, kw):
     (OnestepSimulate, dict(alpha=[1e12]), "largest alpha"),
     (SgdSimulate, dict(seeds=10**9), "fewer seeds"),
     (SgdSimulate, dict(p=10**11), "smaller p"),
+    (OnestepSimulate, dict(seeds=10**9), "seeds"),  # runs one at a time; their results add up
 ])
 def test_what_cannot_fit_is_refused_before_allocating(cls, kw, hint):
     prm = cls(**kw)
@@ -65,6 +66,19 @@ def test_cli_refuses_oversized_problems_with_exit_2(capsys, args):
     assert main([*args, "--json"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "of memory" in err
+
+
+def test_the_full_ode_refuses_before_drawing_its_start(capsys):
+    """p = d = 10⁵: the start alone (p × d weights, p² overlaps) is ~150 GiB; refused in one
+    line before anything is drawn."""
+    tracemalloc.start()
+    try:
+        assert main(["sgd", "ode", "--p", "100000", "--d", "100000", "--reduction", "full"]) == 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    err = capsys.readouterr().err
+    assert peak < 50e6 and err.count("\n") == 1 and "full ODE at p = 100000" in err
 
 
 def test_an_overflowing_step_is_a_diverged_result_not_a_traceback(capsys):

@@ -370,7 +370,8 @@ class OnestepSimulate(_Onestep):
     n_test: int = _doc("test samples per run", default=10000, ge=1)
     float32: bool = _doc("features in float32 (the ridge solves stay float64)", default=False)
 
-    memory_hint: ClassVar[str] = "lower d (or p), the largest alpha, or alpha0"
+    memory_hint: ClassVar[str] = ("lower d (or p), the largest alpha, alpha0, or the seeds (run "
+                                  "them as a seed sweep)")
 
     @property
     def width(self) -> int:
@@ -380,13 +381,15 @@ class OnestepSimulate(_Onestep):
     def memory_bytes(self) -> float:
         """One run at a time: W0, W1, the gradient and two temporaries (p × d); the step's n0
         inputs and their preactivations; the n_max readout inputs and features; Gram and its
-        eigenvectors, readouts, and 4096-sample test chunks."""
+        eigenvectors, readouts, and 4096-sample test chunks; and every run's results (test and
+        train error per (α, λ), the stacked copies and the per-step diagnostics)."""
         p, d = self.width, self.d
         n0 = max(round(a0 * d) for a0, _ in self.steps)
         n_max = max(1, round(max(self.alpha) * d))
         grid = len(self.alpha) * len(self.lam)
+        per_run = 4 * grid + 8 + 4 * len(self.steps) ** 2
         return 8.0 * (5 * p * d + n0 * (d + 4 * p) + n_max * (d + 2 * p + 1) + 2 * p * p
-                      + 2 * grid * p + 4096 * (d + 2 * p + 2 * grid))
+                      + 2 * grid * p + 4096 * (d + 2 * p + 2 * grid) + self.seeds * per_run)
 
 
 # --------------------------------------------------------------------------- committee SGD

@@ -270,9 +270,12 @@ def _gib(b: float) -> str:
     return f"{b / 2**30:.3g} GiB"
 
 
-def check_memory(p: int, k: int, n_t: int, solver: str) -> int:
-    """The memory estimate; ParameterError when it exceeds the available memory."""
+def check_memory(p: int, k: int, n_t: int, solver: str, d: int | None = None) -> int:
+    """The memory estimate; ParameterError when it exceeds the available memory. ``d``: the
+    start is drawn as weights (p + k rows of d) and their overlaps (p + k)², counted too."""
     need = memory_estimate(p, k, n_t, solver)
+    if d is not None:
+        need += 8 * ((p + k) * d + 2 * (p + k) ** 2)
     avail = available_bytes()
     if need > avail:
         raise ParameterError(
@@ -456,8 +459,11 @@ def ode(prm: SgdOde) -> xr.Dataset:
 
 def _integrate_full(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     """The full ODE in (Q, M): O(p²) states, the erf kernels or the quadrature engine."""
-    init = prm.overlaps() or initial_overlaps(prm.p, prm.k, prm.d, prm.seed, prm.init_scale,
-                                              prm.spherical)
+    solver = prm.solver if prm.solver != "auto" else "LSODA"
+    init = prm.overlaps()
+    if init is None:  # refuse before drawing p × d weights that cannot fit
+        check_memory(prm.p, prm.k, time_grid(prm.t_max, prm.per_decade).size, solver, prm.d)
+        init = initial_overlaps(prm.p, prm.k, prm.d, prm.seed, prm.init_scale, prm.spherical)
     if not isinstance(init, Overlaps):
         raise ParameterError("reduced overlaps (M, q, P) start only reduction='wide'")
     p, k = init.p, init.k
