@@ -103,8 +103,10 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
                   f"{th['step_alignment'].values[t]:.4f}, bulk_scale "
                   f"{th['step_bulk_scale'].values[t]:.4f}, even_coupling "
                   f"{th['step_even_coupling'].values[t]:+.4f}")
-    print(f"validity: eta^2/alpha0 {th.attrs['noise_ratio']:.3g}, c0 - 1 "
-          f"{th.attrs['noncentred']:.3g} (measured: the spiked model is 3-6% off at 2-8)")
+    if th.attrs["noise_ratio"] > 0:
+        print(f"validity: eta^2/alpha0 = {th.attrs['noise_ratio']:.3g} (the spiked model was "
+              "measured 3% off at 2 and 6% at 8, tanh), c0 - 1 = "
+              f"{th.attrs['noncentred']:.3g} (relu/tanh, -1/pi: 6% off at eta^2/alpha0 = 2)")
     status_line(th)
     finish(th.attrs["status"])
 
