@@ -60,16 +60,19 @@ def gallery(docs_dir: str) -> str:
     parts = []
     for name, r in RECIPES.items():
         png = Path(docs_dir) / "gallery" / f"{name}.png"
+        full = r.gallery == "full"
         if not png.is_file():
             raise FileNotFoundError(
-                f"{png} is missing: run `twolayer reproduce {name} --dir /tmp/gal` and copy "
-                f"/tmp/gal/{name}/small/{name}.png there")
+                f"{png} is missing: run `twolayer reproduce {name} {'--full ' if full else ''}"
+                f"--dir /tmp/gal` and copy /tmp/gal/{name}/{r.gallery}/{name}.png there")
+        shown = ("# the small size", "# the papers' sizes, shown here") if full else (
+            "# the small size shown here", "# the papers' sizes")
         parts.append(
             f"## `{name}`\n\n**{r.title}** ({r.paper})\n\n"
             f"![{r.title}]({name}.png){{ width=\"640\" loading=lazy }}\n\n"
             f"{r.what[0].upper()}{r.what[1:]}.\n\n"
-            f"```bash\ntwolayer reproduce {name}            # the small size shown here\n"
-            f"twolayer reproduce {name} --full     # the papers' sizes\n```\n")
+            f"```bash\ntwolayer reproduce {name}            {shown[0]}\n"
+            f"twolayer reproduce {name} --full     {shown[1]}\n```\n")
     return "\n".join(parts)
 
 
