@@ -332,9 +332,10 @@ def choose_reduction(prm: SgdOde) -> str:
 
     closure = applies(prm.student, prm.teacher) and not prm.spherical and prm.gamma_a == 0
     if prm.reduction == "wide" and prm.d < WIDE_MIN_D:
+        better = ("'quadratic' (exact at any d)" if closure else
+                  "'full' (its gradient terms are exact at any d)")
         warnings.warn(f"the wide reduction assumes uncorrelated orthogonal parts (d >= "
-                      f"{WIDE_MIN_D}); at d = {prm.d} it is approximate: use reduction="
-                      f"{'quadratic' if closure else 'full'!r} (exact at any d)",
+                      f"{WIDE_MIN_D}); at d = {prm.d} it is approximate: use reduction={better}",
                       UserWarning, stacklevel=4)
     if prm.reduction != "auto":
         return prm.reduction
