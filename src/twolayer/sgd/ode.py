@@ -271,15 +271,15 @@ def _gib(b: float) -> str:
 
 
 def check_memory(p: int, k: int, n_t: int, solver: str, d: int | None = None) -> int:
-    """The memory estimate; ParameterError when it exceeds the available memory. ``d``: the
-    start is drawn as weights (p + k rows of d) and their overlaps (p + k)², counted too."""
+    """The memory estimate (returned); ParameterError when it exceeds the available memory.
+    ``d``: the start is drawn as weights (p + k rows of d) and their overlaps (p + k)², which
+    must fit too (they are freed before the integration, so they are not returned)."""
     need = memory_estimate(p, k, n_t, solver)
-    if d is not None:
-        need += 8 * ((p + k) * d + 2 * (p + k) ** 2)
+    total = need if d is None else need + 8 * ((p + k) * d + 2 * (p + k) ** 2)
     avail = available_bytes()
-    if need > avail:
+    if total > avail:
         raise ParameterError(
-            f"the full ODE at p = {p} needs about {_gib(need)} with solver {solver} and "
+            f"the full ODE at p = {p} needs about {_gib(total)} with solver {solver} and "
             f"{_gib(avail)} is available; use reduction='wide' (for d >> 1), fewer units, "
             "or solver='LSODA'/'RK45' (no dense Jacobian)")
     return need
@@ -460,22 +460,21 @@ def ode(prm: SgdOde) -> xr.Dataset:
 
 def _integrate_full(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     """The full ODE in (Q, M): O(p²) states, the erf kernels or the quadrature engine."""
-    solver = prm.solver if prm.solver != "auto" else "LSODA"
-    init = prm.overlaps()
-    if init is None:  # refuse before drawing p × d weights that cannot fit
-        check_memory(prm.p, prm.k, time_grid(prm.t_max, prm.per_decade).size, solver, prm.d)
+    eng = engine(prm.student, prm.teacher)
+    erf = isinstance(eng, ErfEngine)
+    solver = prm.solver if prm.solver != "auto" else ("LSODA" if erf else "RK45")
+    rtol = prm.rtol if prm.rtol is not None else (1e-8 if erf else 1e-6)
+    t_eval = time_grid(prm.t_max, prm.per_decade)
+    init = prm.overlaps()  # its (p, k) are the parameters' (checked)
+    # refused before drawing p × d weights that cannot fit
+    need = check_memory(prm.p, prm.k, t_eval.size, solver, prm.d if init is None else None)
+    if init is None:
         init = initial_overlaps(prm.p, prm.k, prm.d, prm.seed, prm.init_scale, prm.spherical)
     if not isinstance(init, Overlaps):
         raise ParameterError("reduced overlaps (M, q, P) start only reduction='wide'")
     p, k = init.p, init.k
     if prm.spherical and not np.allclose(np.diag(init.Q), 1.0, atol=1e-8):
         raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
-    eng = engine(prm.student, prm.teacher)
-    erf = isinstance(eng, ErfEngine)
-    solver = prm.solver if prm.solver != "auto" else ("LSODA" if erf else "RK45")
-    rtol = prm.rtol if prm.rtol is not None else (1e-8 if erf else 1e-6)
-    t_eval = time_grid(prm.t_max, prm.per_decade)
-    need = check_memory(p, k, t_eval.size, solver)
     system = _System(eng, init.P, p, prm.gamma, prm.noise, prm.variance, prm.spherical,
                      prm.batch, prm.gamma_a, prm.weight_decay, Schedule.of(prm))
     y0 = system.pack(init.Q, init.M, np.ones(p))
