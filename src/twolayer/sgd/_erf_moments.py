@@ -24,25 +24,27 @@ _C = math.sqrt(2.0 / math.pi)
 _SQ2 = math.sqrt(2.0)
 
 
+_WORKERS = max(1, min(8, os.cpu_count() or 1))
+
+
 @cache
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1)))
+    return ThreadPoolExecutor(_WORKERS)
 
 
 def owens_t_rows(h: np.ndarray, a: np.ndarray) -> np.ndarray:
     """T(h[n, j], a[j]) for a (N, p) array h, row blocks in threads."""
     out = np.empty_like(h)
     n = h.shape[0]
-    workers = _pool()._max_workers
-    if n < 2 * workers or h.size < 50_000:
+    if n < 2 * _WORKERS or h.size < 50_000:
         return special.owens_t(h, a, out=out)
-    edges = np.linspace(0, n, workers + 1).astype(int)
+    edges = np.linspace(0, n, _WORKERS + 1).astype(int)
 
     def block(i):
         s = slice(edges[i], edges[i + 1])
         special.owens_t(h[s], a, out=out[s])
 
-    list(_pool().map(block, range(workers)))
+    list(_pool().map(block, range(_WORKERS)))
     return out
 
 
