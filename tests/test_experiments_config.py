@@ -27,7 +27,8 @@ def _sub(old: str, new: str):
 
 
 @pytest.mark.parametrize("edit,msg", [
-    (_sub("[params]\n", "[params]\nalpah0 = 1\n"), "params.alpah0: unknown name; known: alpha,"),
+    (_sub("[params]\n", "[params]\nalpah0 = 1\n"),
+     "params.alpah0: unknown name; known: a_init, alpha,"),
     (_sub("[params]\n", '[params]\nalpha0 = "0.5"\n'),
      "params.alpha0: input should be a valid number (got '0.5')"),
     (_sub("[params]\n", "[params]\nseed = true\n"), "params.seed: input should be a valid integer"),

@@ -263,6 +263,14 @@ class _Onestep(Params):
     noise: float = _doc("label noise variance Δ", default=0.0, ge=0)
     beta: float = _doc("width ratio β = p/d", default=1.0, gt=0)
     seed: int = _doc("base random seed", default=0, ge=0)
+    a_init: Literal["constant", "gaussian"] = _doc(
+        "second layer during the step(s), f = (1/p) Σ_j a_j σ(w_j·x): constant a_j = 1 (Cui et "
+        "al.) or a_j ~ N(0, 1) drawn per run (Ba et al., Moniri et al.); the readout is refit "
+        "either way", default="constant")
+    eta_exponent: float | None = _doc(
+        "a learning rate growing with d (Moniri et al. 2023): η̃ = eta·d^(ζ − ½) with ζ this "
+        "exponent in [0, ½] (their η ∝ n^ζ); unset or ½: the giant step η̃ = eta",
+        default=None, ge=0, le=0.5)
 
     @field_validator("alpha", mode="before")
     @classmethod
@@ -295,6 +303,18 @@ class _Onestep(Params):
         n = max(len(v) if isinstance(v, list) else 1 for v in (self.alpha0, self.eta))
         as_list = [v if isinstance(v, list) else [v] * n for v in (self.alpha0, self.eta)]
         return list(zip(*as_list, strict=True))
+
+    @property
+    def growing(self) -> bool:
+        """Whether the learning rate grows slower than the giant step (ζ < ½)."""
+        return self.eta_exponent is not None and self.eta_exponent < 0.5
+
+    def steps_at(self, d: int) -> list[tuple[float, float]]:
+        """[(α0_t, η̃_t)] at dimension d: η̃_t = eta_t·d^(ζ − ½) (the giant step: eta_t)."""
+        if not self.growing:
+            return self.steps
+        scale = d ** (self.eta_exponent - 0.5)
+        return [(a0, eta * scale) for a0, eta in self.steps]
 
     @field_validator("lam", mode="before")
     @classmethod
@@ -369,6 +389,9 @@ class OnestepSimulate(_Onestep):
                       ge=1)
     n_test: int = _doc("test samples per run", default=10000, ge=1)
     float32: bool = _doc("features in float32 (the ridge solves stay float64)", default=False)
+    feature_spikes: int = _doc("analyse this many top singular pairs of the post-step feature "
+                               "matrix (values, Hermite content in the step direction); 0: off",
+                               default=0, ge=0)
 
     memory_hint: ClassVar[str] = ("lower d (or p), the largest alpha, alpha0, or the seeds (run "
                                   "them as a seed sweep)")
@@ -387,8 +410,9 @@ class OnestepSimulate(_Onestep):
         n0 = max(round(a0 * d) for a0, _ in self.steps)
         n_max = max(1, round(max(self.alpha) * d))
         grid = len(self.alpha) * len(self.lam)
-        per_run = 4 * grid + 8 + 4 * len(self.steps) ** 2
-        return 8.0 * (5 * p * d + n0 * (d + 4 * p) + n_max * (d + 2 * p + 1) + 2 * p * p
+        per_run = 4 * grid + 8 + 4 * len(self.steps) ** 2 + 8 * self.feature_spikes
+        spikes = n_max * (p + 8) if self.feature_spikes else 0  # F0, the Hermite vectors
+        return 8.0 * (5 * p * d + n0 * (d + 4 * p) + n_max * (d + 2 * p + 1) + 2 * p * p + spikes
                       + 2 * grid * p + 4096 * (d + 2 * p + 2 * grid) + self.seeds * per_run)
 
 

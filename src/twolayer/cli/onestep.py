@@ -49,6 +49,12 @@ def _title(prm) -> str:
     return f"σ={prm.student}, σ⋆={prm.teacher}, α0={a0}, η̃={eta}, λ={lam}, Δ={prm.noise:g}"
 
 
+def _growing_line(prm, th) -> str:
+    degrees = ", ".join(str(int(k)) for k in th.attrs["degrees"])
+    return (f"growing step (eta ~ d^({prm.eta_exponent:g} - 1/2), a_init {prm.a_init}), limit "
+            f"d = inf: the readout learns He_k(kappa) freely for k = {degrees}")
+
+
 def _srf(th) -> dict:
     return {k: th.attrs[k] for k in ("bulk_scale", "bulk_shrink", "spike", "alignment")}
 
@@ -86,7 +92,8 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
             **{k: _by_lam(th[k].values, n_lam)
                for k in ("test_error", "train_error", "converged", "residual", "iterations")},
             "srf": _srf(th),
-            "validity": {k: th.attrs[k] for k in ("noise_ratio", "noncentred")}}, th, elapsed)
+            "validity": {k: th.attrs[k] for k in ("noise_ratio", "noncentred")},
+            **({"degrees": th.attrs["degrees"]} if "degrees" in th.attrs else {})}, th, elapsed)
         finish(th.attrs["status"])
         return
     for j, lam in enumerate(th["lam"].values):
@@ -103,6 +110,8 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
                   f"{th['step_alignment'].values[t]:.4f}, bulk_scale "
                   f"{th['step_bulk_scale'].values[t]:.4f}, even_coupling "
                   f"{th['step_even_coupling'].values[t]:+.4f}")
+    if "degrees" in th.attrs:
+        print(_growing_line(prm, th))
     if th.attrs["noise_ratio"] > 0:
         print(f"validity: eta^2/alpha0 = {th.attrs['noise_ratio']:.3g} (the spiked model was "
               "measured 3% off at 2 and 6% at 8, tanh), c0 - 1 = "
@@ -140,7 +149,8 @@ def onestep_simulate(
     if theory_ or plot:
         try:  # the same model at d = inf and β = p/d
             th_prm = OnestepTheory.of({k: getattr(prm, k) for k in OnestepTheory.model_fields
-                                       if k in OnestepSimulate.model_fields}, beta=p / prm.d)
+                                       if k in OnestepSimulate.model_fields},
+                                      beta=p / prm.d, d="inf")
             th = theory(th_prm)
         except TwolayerError as e:  # no spiked form: simulate anyway
             print(f"twolayer: warning: no theory: {e}", file=sys.stderr)
@@ -153,6 +163,17 @@ def onestep_simulate(
         plot_onestep(plot, theory=th_d, simulation=sim, rf=rf_d,
                      title=_title(prm) + f", p={p}")
     _emit_simulation(prm, sim, th, json_, elapsed)
+
+
+def _feature_summary(sim) -> dict:
+    """Seed means of the feature-spike diagnostics (NaN runs, without a step, left out)."""
+    import numpy as np
+
+    return {"sv": np.nanmean(sim["feature_sv"].values, axis=0),
+            "edge": float(np.nanmean(sim["feature_edge"].values)),
+            "captured": np.nanmean(sim["feature_captured"].values, axis=0),
+            "degrees": float(np.nanmean(sim["feature_degrees"].values)),
+            "degree": sim["degree"].values}
 
 
 def _emit_simulation(prm, sim, th, json_: bool, elapsed: float) -> None:
@@ -172,6 +193,10 @@ def _emit_simulation(prm, sim, th, json_: bool, elapsed: float) -> None:
             obj["theory_converged"] = _by_lam(th["converged"].values, n_lam)
             obj["theory_status"] = th.attrs["status"]
             obj["srf"] = {k: th.attrs[k] for k in ("bulk_scale", "spike", "alignment")}
+            if "degrees" in th.attrs:
+                obj["theory_degrees"] = th.attrs["degrees"]
+        if "feature_sv" in sim:
+            obj["feature_spikes"] = _feature_summary(sim)
         emit_json(obj, sim, elapsed)
         finish(sim.attrs["status"])
         return
@@ -189,6 +214,15 @@ def _emit_simulation(prm, sim, th, json_: bool, elapsed: float) -> None:
           + ", ".join(f"{k} {float(v.mean()):.4f}" for k, v in diag.items()))
     if th is not None:
         print("theory sRF: " + ", ".join(f"{k} {v:.4f}" for k, v in _srf(th).items()))
+        if "degrees" in th.attrs:
+            print(_growing_line(prm, th))
+    if "feature_sv" in sim:
+        f = _feature_summary(sim)
+        print("feature spikes (mean over seeds): singular values "
+              + ", ".join(f"{v:.3f}" for v in f["sv"]) + f" (random-features edge {f['edge']:.3f});"
+              " part of He_k(kappa) in their span, k = 1..6: "
+              + ", ".join(f"{v:.2f}" for v in f["captured"])
+              + f"; degrees over 1/2: {f['degrees']:g}")
     print(f"[{elapsed:.1f} s]")
     status_line(sim)
     finish(sim.attrs["status"])

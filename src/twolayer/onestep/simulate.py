@@ -74,13 +74,18 @@ def _top_singular(m: np.ndarray, seed: int) -> tuple[float, np.ndarray]:
     return float(s[0]), vt[0]
 
 
-def _giant_step(s, w, x0, y0, eta):
-    """W − η̃·p·∇_W ½ mean(y − f)² at W (a = 1/√p), i.e. each row
-    w_j + (η̃/n0) Σ_μ (y_μ − f(x_μ)) σ'(w_j·x_μ) x_μ."""
+def _giant_step(s, w, x0, y0, eta, a=None):
+    """W − η̃·p·∇_W ½ mean(y − f)² at W for f = (1/p) Σ_j a_j σ(w_j·x), i.e. each row
+    w_j + (η̃/n0) a_j Σ_μ (y_μ − f(x_μ)) σ'(w_j·x_μ) x_μ; ``a`` None is a_j = 1."""
     pre = x0 @ w.T
-    resid = y0 - s.fn(pre).mean(axis=1)
+    act = s.fn(pre)
+    resid = y0 - (act.mean(axis=1) if a is None else act @ a / len(w))
+    del act
     with np.errstate(over="ignore", invalid="ignore"):  # judged by the caller
-        return w + (eta / len(x0)) * ((s.deriv(pre) * resid[:, None]).T @ x0)
+        grad = s.deriv(pre) * resid[:, None]
+        if a is not None:
+            grad *= a
+        return w + (eta / len(x0)) * (grad.T @ x0)
 
 
 def _top_singular_k(m: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -108,13 +113,48 @@ def _step_record(w, w0, theta, p, ranks) -> dict:
     return {"sv": sv / math.sqrt(p), "theta": np.abs(vt @ theta), "v": vt}
 
 
+HERMITE_DEGREES = np.arange(1, 7)  # degrees whose content the feature spikes report
+
+
+def _feature_spikes(s, x, z, w0, w1, k, dtype) -> dict:
+    """The post-step feature matrix's spikes and their Hermite content.
+
+    On the readout inputs X (n × d): F1 = σ(X W1ᵀ)/√p (``z``) and F0 = σ(X W0ᵀ)/√p, columns
+    centred (this removes the mean spike of a non-centred σ). ``sv``: the ``k`` largest singular
+    values of F1/√n; ``edge``: the largest of F0/√n (the random-features bulk edge on the same
+    X); ``content[i, m]`` = (u_iᵀ ĥ_m)² for F1's left singular vectors u_i and ĥ_m the centred,
+    normalised He_m(X v̂), m = 1…6, v̂ the top right singular vector of W1 − W0 (the step's
+    direction); ``captured[m]`` = Σ_i content[i, m], the part of He_m(κ) in F1's top-k span.
+    """
+    n = len(x)
+    _, v = _top_singular(w1 - w0, 3)
+    kap = x @ v
+    he = np.stack([np.polynomial.hermite_e.hermeval(kap, np.eye(m + 1)[m])
+                   for m in HERMITE_DEGREES], axis=1)
+    he -= he.mean(axis=0)
+    he /= np.linalg.norm(he, axis=0)
+    f1 = (z - z.mean(axis=0)) / math.sqrt(n)
+    f0 = _features(s, x, w0.astype(dtype, copy=False), dtype).astype(np.float64, copy=False)
+    f0 = (f0 - f0.mean(axis=0)) / math.sqrt(n)
+    k = min(k, min(f1.shape) - 1)
+    v0 = np.random.default_rng(4).standard_normal(min(f1.shape))
+    u, sv, _ = svds(f1, k=k, v0=v0)
+    order = np.argsort(sv)[::-1]
+    u, sv = u[:, order], sv[order]
+    edge, _ = _top_singular(f0, 5)
+    content = (u.T @ he) ** 2
+    return {"sv": sv, "edge": edge, "content": content, "captured": content.sum(axis=0)}
+
+
 def _one_seed(
-    rng: np.random.Generator, s, t, *, d, p, steps, noise, ns, lams, n_test, dtype
+    rng: np.random.Generator, s, t, *, d, p, steps, noise, ns, lams, n_test, dtype,
+    gaussian_a=False, n_spikes=0,
 ) -> dict:
     theta = rng.standard_normal(d)
     theta /= np.linalg.norm(theta)
     w0 = rng.standard_normal((p, d))
     w0 /= np.linalg.norm(w0, axis=1, keepdims=True)
+    a = rng.standard_normal(p) if gaussian_a else None
 
     def labels(x):
         y = t.fn(x @ theta)
@@ -125,13 +165,13 @@ def _one_seed(
     for n0, eta in steps:  # each step on fresh samples, at the current W
         if n0 > 0 and eta > 0:
             x0 = rng.standard_normal((n0, d))
-            w1 = _giant_step(s, w1, x0, labels(x0), eta)
+            w1 = _giant_step(s, w1, x0, labels(x0), eta, a)
             del x0
             if not np.max(np.abs(w1)) < _HUGE:  # the step overflowed: no network this run
                 nan = np.full((len(ns), len(lams)), np.nan)
                 return {"spike_sv": np.nan, "spike_overlap": np.nan, "w1_overlap": np.nan,
                         "bulk_scale": np.nan, "test_error": nan, "train_error": nan.copy(),
-                        "steps": None}
+                        "steps": None, "features": None}
         if len(steps) > 1:
             record.append(_step_record(w1, w0, theta, p, ranks) if w1 is not w0 else None)
     if w1 is w0:
@@ -145,6 +185,8 @@ def _one_seed(
     x = rng.standard_normal((ns[-1], d))
     y = labels(x)
     z = _features(s, x, w1c, dtype).astype(np.float64, copy=False)
+    out["features"] = (_feature_spikes(s, x, z, w0, w1, n_spikes, dtype)
+                       if n_spikes and w1 is not w0 else None)
     del x
     readouts = np.empty((len(ns), p, len(lams)))
     train = np.empty((len(ns), len(lams)))
@@ -201,12 +243,14 @@ def simulate(prm: OnestepSimulate, *,
     dtype = np.dtype("float32" if prm.float32 else "float64")
     order = np.argsort(alphas)
     ns_sorted = np.maximum(1, np.round(alphas[order] * d).astype(int))
-    steps = [(round(a0 * d), eta) for a0, eta in prm.steps]
+    steps = [(round(a0 * d), eta) for a0, eta in prm.steps_at(d)]
     runs = []
     for i in range(seeds):
         rng = np.random.default_rng([prm.seed, i])
         runs.append(_one_seed(rng, s, t, d=d, p=p, steps=steps, noise=prm.noise,
-                              ns=ns_sorted, lams=lams, n_test=prm.n_test, dtype=dtype))
+                              ns=ns_sorted, lams=lams, n_test=prm.n_test, dtype=dtype,
+                              gaussian_a=prm.a_init == "gaussian",
+                              n_spikes=prm.feature_spikes))
         if progress is not None:
             progress(i + 1, seeds)
     inv = np.argsort(order)
@@ -228,6 +272,9 @@ def simulate(prm: OnestepSimulate, *,
     )
     if len(steps) > 1:
         ds = ds.assign(_per_step(runs, len(steps), min(3, p - 1, d - 1)))
+    if prm.feature_spikes:
+        k = min(prm.feature_spikes, p - 1, int(ns_sorted[-1]) - 1)
+        ds = ds.assign(_per_feature_spike(runs, k))
     bad = ~np.isfinite(te)
     status, message = "ok", ""
     if bad.any():
@@ -237,7 +284,29 @@ def simulate(prm: OnestepSimulate, *,
                    "non-finite where the diagnostics are NaN); try a smaller eta or a larger lam")
         warnings.warn(message, DivergenceWarning, stacklevel=3)
     n0 = steps[0][0] if len(steps) == 1 else np.array([n for n, _ in steps])
-    return stamp(ds, prm, status, message, p=p, n0=n0)
+    etas = [e for _, e in steps]
+    return stamp(ds, prm, status, message, p=p, n0=n0,
+                 eta_tilde=etas[0] if len(etas) == 1 else np.array(etas))
+
+
+def _per_feature_spike(runs: list[dict], k: int) -> dict:
+    """The feature spikes of every run (see :func:`_feature_spikes`) on (seed, spike[, degree]):
+    ``feature_sv``, ``feature_edge``, ``feature_hermite`` (content), ``feature_captured`` and
+    ``feature_degrees`` (how many degrees have more than half of He_m(κ) in the top-k span).
+    NaN for a run without a step."""
+    n, m = len(runs), len(HERMITE_DEGREES)
+    sv, edge = np.full((n, k), np.nan), np.full(n, np.nan)
+    content, captured = np.full((n, k, m), np.nan), np.full((n, m), np.nan)
+    for i, r in enumerate(runs):
+        f = r.get("features")
+        if f is not None:
+            sv[i], edge[i], content[i], captured[i] = f["sv"], f["edge"], f["content"], \
+                f["captured"]
+    count = np.where(np.isnan(edge), np.nan, np.sum(captured > 0.5, axis=1))
+    return {"feature_sv": (("seed", "spike"), sv), "feature_edge": (("seed",), edge),
+            "feature_hermite": (("seed", "spike", "degree"), content),
+            "feature_captured": (("seed", "degree"), captured),
+            "feature_degrees": (("seed",), count), "degree": ("degree", HERMITE_DEGREES)}
 
 
 def _per_step(runs: list[dict], n_steps: int, ranks: int) -> dict:

@@ -45,7 +45,7 @@ import numpy as np
 import xarray as xr
 
 from twolayer import activations, gaussian
-from twolayer.errors import ConvergenceWarning
+from twolayer.errors import ConvergenceWarning, ModelAssumptionError
 from twolayer.onestep.spectrum import (
     SpectralRule,
     StepMap,
@@ -255,8 +255,18 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
     step on dim ``step``: ``step_spike``, ``step_alignment``, ``step_direction_overlap`` (dims
     step, step_b), ``step_bulk_scale``, ``step_even_coupling``.
     """
+    if prm.growing and (prm.d_inf or prm.a_init == "gaussian"):
+        from twolayer.onestep.growing import growing_theory
+
+        return growing_theory(prm)
+    if prm.a_init == "gaussian":
+        raise ModelAssumptionError(
+            "a Gaussian second layer during a giant step (eta_exponent 0.5) gives every neuron its "
+            "own spike strength, outside the spiked-RF theory; use a_init constant, or "
+            "eta_exponent < 0.5 with d = inf (the growing-step limit), or simulate")
     alphas, lams = np.array(prm.alpha), np.array(prm.lam)
-    a0s, etas = zip(*prm.steps, strict=True)
+    # growing at a finite d (constant a): the giant-step theory at η̃ = eta·d^(ζ − ½)
+    a0s, etas = zip(*(prm.steps_at(prm.d) if prm.growing else prm.steps), strict=True)
     if len(a0s) == 1:  # one step: the closed-form map, exactly as before
         maps = [step_map(prm.student, prm.teacher, a0s[0], etas[0], prm.noise)]
     else:
@@ -274,6 +284,14 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
               max_iter=prm.max_iter)
         for r in rules
     ]
+    return dataset(sols, alphas, lams, prm, rules[0].label, sm,
+                   _per_step(maps) if len(maps) > 1 else {}, **validity(a0s, etas, sm))
+
+
+def dataset(sols: list[dict], alphas, lams, prm, spectrum: str, sm: StepMap,
+            per_step: dict | None = None, **attrs) -> xr.Dataset:
+    """The result of one or several solutions of :func:`solve` (several: averaged over draws),
+    with the schema of :mod:`twolayer.results` and the sRF parameters ``sm`` as attributes."""
     dims = ("alpha", "lam")
     data = {}
     for key in (*_ORDER, "test_error", "train_error", "residual"):
@@ -283,8 +301,7 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
             data["test_error_draws"] = (("draw", *dims), stack)
     data["converged"] = (dims, np.all([s["converged"] for s in sols], axis=0))
     data["iterations"] = (dims, np.max([s["iterations"] for s in sols], axis=0))
-    if len(maps) > 1:
-        data.update(_per_step(maps))
+    data.update(per_step or {})
     ds = xr.Dataset(data, coords={"alpha": alphas, "lam": lams})
     for key in ("test_error", "train_error"):  # an unconverged iterate is not a value
         ds[key] = ds[key].where(ds["converged"])
@@ -298,9 +315,8 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
                    "they hold NaN. Try a larger max_iter or a looser tol; small lam with alpha "
                    "near the interpolation peak converges slowest")
         warnings.warn(message, ConvergenceWarning, stacklevel=3)
-    return stamp(ds, prm, status, message, spectrum=rules[0].label,
-                 **{k: float(v) for k, v in sm.as_dict().items()},
-                 **validity(a0s, etas, sm))
+    return stamp(ds, prm, status, message, spectrum=spectrum,
+                 **{k: float(v) for k, v in sm.as_dict().items()}, **attrs)
 
 
 def _per_step(maps: list[StepMap]) -> dict:

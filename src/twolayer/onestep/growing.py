@@ -1,0 +1,154 @@
+"""One step with a learning rate that grows with d: the limit theory of the spiked features.
+
+Moniri, Lee, Hassani and Dobriban 2023 (arXiv 2310.07891) take one step with η ∝ n^ζ,
+0 < ζ < ½, in units where η = Θ(1) moves each neuron's preactivation by O(1/√p). In this
+package's units (Cui et al.: a giant step η̃ = O(1) moves it by O(1)) that is
+
+    η̃ = η·d^(ζ − ½),
+
+so ζ = ½ is the giant step of :mod:`twolayer.onestep.theory`. After the step each row is
+w1_j = w0_j + u_j v̂ + (a fluctuation that vanishes as η̃ → 0), with v̂ the step's direction and
+u_j ∝ η̃ a_j (a_j the second layer during the step). On fresh inputs, with κ = v̂·x,
+
+    σ(w1_j·x) = σ(w0_j·x) + Σ_k σ^(k)(w0_j·x) (u_j κ)^k / k!,
+
+and the term of degree k is, up to a vanishing bulk, the rank-one feature spike
+μ_k (κ^k)(u^∘k)ᵀ/k! (μ_k = E σ^(k)(z), the Hermite coefficient of σ). Its strength over the
+random-features bulk grows as d^(k(ζ − ½) + ½): it is infinite in the limit when
+ζ > (k − 1)/(2k), so ℓ(ζ) = #{k ≥ 1 : k(1 − 2ζ) < 1} degrees emerge (Moniri et al.'s
+ζ ∈ ((ℓ − 1)/2ℓ, ℓ/(2ℓ + 2))), each only if μ_k ≠ 0.
+
+- **Gaussian second layer** (a_j ~ N(0, 1), their setting): the vectors u^∘k are linearly
+  independent, so each emerging degree is its own feature and the readout fits
+  He_k(κ), k ∈ K = {k ≤ ℓ(ζ) : μ_k ≠ 0}, without penalty in the limit.
+- **Constant second layer** (a_j = 1, Cui et al.): every u^∘k is the constant vector, so all the
+  degrees form one feature Σ_k μ_k u^k κ^k/k! in which κ dominates as u → 0: K = {1} at any
+  ζ < ½ (only the giant step learns non-linear functions of κ).
+
+The readout then sees the random features σ(W0 x) (the bulk is unchanged in the limit) and the
+free features He_k(κ). Fitting those exactly first (Frisch–Waugh), the test error is that of
+random features learning the residual target y − P(κ), P the projection of E[y | κ] on
+span{He_k : k ∈ K}: the fixed point of :func:`twolayer.onestep.theory.solve` with no spike
+(r_s = 0, bulk 1) and the teacher tables h, h² replaced by those of the residual.
+
+The step direction is that of (1/n0) Σ_μ ρ_μ x_μ with ρ = y − f0 the residual at the start
+(f0 = E σ(z) for a constant second layer, 0 for a Gaussian one), so its alignment with θ is
+γ = μ1⋆/√(μ1⋆² + E ρ²/α0).
+
+Exact in the limit d → ∞ at fixed α0, α, β, λ, for 0 < ζ < ½ off the thresholds
+ζ = (k − 1)/(2k), one step, μ1 ≠ 0 (without it the step makes no spike). The approach is slow:
+the weakest emerging spike grows as d^(k(ζ − ½) + ½), so simulations at d ~ 10³ lie between
+this limit and random features; the comparison is in the one-step model's documentation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import replace
+
+import numpy as np
+import xarray as xr
+
+from twolayer import activations
+from twolayer.errors import ModelAssumptionError, ParameterError
+from twolayer.onestep.spectrum import StepMap, mp_rule
+from twolayer.params import OnestepTheory
+
+__all__ = ["MAX_DEGREE", "alignment", "emerging_degrees", "growing_theory", "threshold"]
+
+MAX_DEGREE = 20  # the highest Hermite degree the limit keeps (ζ < 1 − 1/(2·21)... see below)
+_TINY = 1e-9
+
+
+def threshold(k: int) -> float:
+    """ζ above which the feature spike of degree k is infinite in the limit: (k − 1)/(2k)."""
+    return (k - 1) / (2 * k)
+
+
+def emerging_degrees(student: str, zeta: float, a_init: str = "gaussian") -> list[int]:
+    """The Hermite degrees k the readout learns freely in the limit (see the module docstring).
+
+    Raises ParameterError on a threshold ζ = (k − 1)/(2k) (a spike of order one there: the limit
+    is not this theory) and where more than ``MAX_DEGREE`` degrees emerge.
+    """
+    if not 0 < zeta < 0.5:
+        raise ParameterError(f"the growing-step limit needs 0 < eta_exponent < 0.5; got {zeta:g}")
+    ell = math.ceil(1.0 / (1.0 - 2.0 * zeta)) - 1  # #{k >= 1 : k (1 − 2ζ) < 1}
+    if ell > MAX_DEGREE:
+        raise ParameterError(f"eta_exponent = {zeta:g} lets {ell} Hermite degrees emerge (at most "
+                             f"{MAX_DEGREE} are kept); use a smaller one, or 0.5 (the giant step)")
+    for k in range(1, ell + 2):
+        if abs(zeta - threshold(k)) < 1e-9:
+            raise ParameterError(f"eta_exponent = {zeta:g} is the threshold (k-1)/(2k) of degree "
+                                 f"{k}, where that spike is of order one and the limit theory does "
+                                 "not hold; move off it")
+    s = activations.get(student)
+    if abs(s.mu(1)) < _TINY:
+        raise ModelAssumptionError(f"student {s.name!r} has mu1 = E sigma'(z) = 0: the step "
+                                   "makes no spike")
+    if a_init == "constant":
+        return [1]
+    return [k for k in range(1, ell + 1) if abs(s.mu(k)) > _TINY]
+
+
+def alignment(student: str, teacher: str, alpha0: float, noise: float = 0.0,
+              a_init: str = "gaussian") -> StepMap:
+    """The limit's sRF parameters: bulk 1, no spike, alignment γ = μ1⋆/√(μ1⋆² + E ρ²/α0) of the
+    step direction with θ (ρ = y − f0: f0 = μ0 for a constant second layer, 0 for a Gaussian)."""
+    s, t = activations.get(student), activations.get(teacher)
+    f0 = s.mu(0) if a_init == "constant" else 0.0
+    resid_var = t.second_moment - 2 * f0 * t.mu(0) + f0 * f0 + noise
+    if alpha0 <= 0:
+        return StepMap(1.0, 1.0, 0.0, 0.0, resid_var)
+    gamma = t.mu(1) / math.sqrt(t.mu(1) ** 2 + resid_var / alpha0)
+    return StepMap(1.0, 1.0, 0.0, gamma, resid_var)
+
+
+def growing_theory(prm: OnestepTheory) -> xr.Dataset:
+    """The d = ∞ test error after one step with η̃ = eta·d^(ζ − ½), 0 < ζ < ½ (module docstring).
+
+    Returns the Dataset of :func:`twolayer.onestep.theory.theory` (same variables and schema),
+    with the attributes ``degrees`` (the learned Hermite degrees K) and ``learned_variance``
+    (the part of E y² the free features explain, Σ_{k∈K} ⟨E[y|κ], He_k⟩²/k!); the validity
+    indicators are 0 (η̃ → 0: the step's noise part and its bulk shrink vanish).
+    """
+    theory_mod = importlib.import_module("twolayer.onestep.theory")
+    if not prm.d_inf:
+        raise ParameterError("the growing-step theory (eta_exponent < 0.5) is the d = inf limit; "
+                             "use --d inf, or simulate at finite d")
+    if len(prm.steps) != 1:
+        raise ParameterError("the growing-step theory takes one step; got "
+                             f"{len(prm.steps)} (alpha0, eta) pairs")
+    (a0, eta), = prm.steps
+    if a0 == 0 or eta == 0:
+        raise ParameterError("eta_exponent needs a step (alpha0 > 0 and eta > 0); without one "
+                             "this is random features")
+    degrees = emerging_degrees(prm.student, prm.eta_exponent, prm.a_init)
+    sm = alignment(prm.student, prm.teacher, a0, prm.noise, prm.a_init)
+    tab = theory_mod.channel_tables(prm.student, prm.teacher, sm, n_kappa=prm.n_kappa)
+    proj = np.zeros_like(tab.kappa)
+    learned = 0.0
+    for k in degrees:
+        he = _hermite(k, tab.kappa)
+        coef = float(np.sum(tab.weight * tab.h * he)) / math.factorial(k)
+        proj += coef * he
+        learned += coef * coef * math.factorial(k)
+    tab = replace(tab, h=tab.h - proj, hh=tab.hh - 2 * proj * tab.h + proj * proj)
+    rule = mp_rule(prm.beta, 1.0, prm.n_spectrum)
+    alphas, lams = np.array(prm.alpha), np.array(prm.lam)
+    sol = theory_mod.solve(tab, rule, alphas, lams, beta=prm.beta, noise=prm.noise,
+                           tol=prm.tol, max_iter=prm.max_iter)
+    return theory_mod.dataset([sol], alphas, lams, prm, rule.label, sm, None,
+                              degrees=np.array(degrees), learned_variance=learned,
+                              noise_ratio=0.0, noncentred=0.0)
+
+
+def _hermite(k: int, x: np.ndarray) -> np.ndarray:
+    """He_k(x) by the three-term recurrence."""
+    prev, cur = np.ones_like(x), x.copy()
+    if k == 0:
+        return prev
+    for m in range(1, k):
+        prev, cur = cur, x * cur - m * prev
+    return cur
