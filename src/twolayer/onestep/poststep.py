@@ -88,7 +88,7 @@ def stepped_weights(prm: OnestepSimulate, run: int) -> tuple[np.ndarray, np.ndar
     theta, w0, x0, y0 = step_samples(prm, run)
     if x0 is None:
         return theta, w0, w0
-    eta = prm.steps[0][1]
+    eta = prm.steps_at(prm.d)[0][1]
     w1 = _giant_step(activations.get(prm.student), w0, x0, y0, eta)
     if not np.max(np.abs(w1)) < 1e100:
         raise ParameterError(f"the step with eta = {eta:g} overflowed; use a smaller eta")
@@ -101,6 +101,10 @@ def step_samples(prm: OnestepSimulate, run: int):
     if len(prm.steps) != 1:
         raise ParameterError("the post-step theory takes one giant step; got "
                              f"{len(prm.steps)} (alpha0, eta) pairs")
+    if prm.a_init != "constant":
+        raise ParameterError("the post-step theory assumes the same spike in every row (a "
+                             "constant second layer during the step); got a_init "
+                             f"{prm.a_init!r}")
     t = activations.get(prm.teacher)
     d, p = prm.d, prm.width
     rng = np.random.default_rng([prm.seed, run])
@@ -108,7 +112,7 @@ def step_samples(prm: OnestepSimulate, run: int):
     theta /= np.linalg.norm(theta)
     w0 = rng.standard_normal((p, d))
     w0 /= np.linalg.norm(w0, axis=1, keepdims=True)
-    (a0, eta), = prm.steps
+    (a0, eta), = prm.steps_at(d)
     n0 = round(a0 * d)
     if n0 == 0 or eta == 0:
         return theta, w0, None, None
@@ -139,7 +143,11 @@ def post_step_theory(prm: OnestepSimulate, *, n_kappa: int = 96, tol: float = 1e
     if len(prm.steps) != 1:
         raise ParameterError("the post-step theory takes one giant step; got "
                              f"{len(prm.steps)} (alpha0, eta) pairs")
-    (a0, eta), = prm.steps
+    if prm.a_init != "constant":
+        raise ParameterError("the post-step theory assumes the same spike in every row (a "
+                             "constant second layer during the step); got a_init "
+                             f"{prm.a_init!r}")
+    (a0, eta), = prm.steps_at(prm.d)
     sm = step_map(prm.student, prm.teacher, a0, eta, prm.noise)
     rf = eta == 0 or round(a0 * prm.d) == 0
     runs = []
