@@ -7,6 +7,8 @@
   :func:`step_maps` — the same after each of several steps.
 - :func:`post_step_theory` — the same fixed point on the real W1 of simulated steps (finite d),
   where the spiked surrogate is off (large η̃²/α0).
+- :mod:`twolayer.onestep.growing` — a learning rate growing with d (``eta_exponent``): the
+  d = ∞ limit, where the emerging Hermite degrees of the step direction are free features.
 """
 
 from twolayer.onestep.poststep import post_step_theory

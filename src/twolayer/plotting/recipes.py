@@ -15,8 +15,9 @@ from twolayer.plotting import style
 from twolayer.plotting.meta import failed_count, meta, ok_mask, point_status
 
 __all__ = ["PHASES", "deviations", "gap_to_rf", "ode_deviation", "onestep_alignment",
-           "onestep_curves", "onestep_gap", "onestep_steps", "onestep_validity", "phase_map",
-           "sgd_meanfield", "sgd_phases", "sgd_regimes", "validity_gaps"]
+           "onestep_curves", "onestep_gap", "onestep_growing", "onestep_steps",
+           "onestep_validity", "phase_map", "predicted_degrees", "sgd_meanfield", "sgd_phases",
+           "sgd_regimes", "validity_gaps"]
 
 
 def _ok(ds: xr.Dataset, var: str) -> xr.DataArray:
@@ -165,6 +166,75 @@ def onestep_validity(results: dict[str, xr.Dataset], size: dict):
             transform=ax.transAxes, ha="left", va="top", fontsize=style.NOTE_SIZE)
     _failed_note(ax, results)
     style.legend(ax, loc="upper right")
+    return fig
+
+
+def predicted_degrees(student: str, zeta: np.ndarray, a_init: str, top: int = 6) -> np.ndarray:
+    """The limit's count of emerging degrees ≤ ``top`` at each ζ (NaN on a threshold)."""
+    from twolayer.errors import TwolayerError
+    from twolayer.onestep.growing import emerging_degrees
+
+    out = np.full(len(zeta), np.nan)
+    for i, z in enumerate(zeta):
+        try:
+            out[i] = sum(k <= top for k in emerging_degrees(student, float(z), a_init))
+        except TwolayerError:
+            pass
+    return out
+
+
+def onestep_growing(results: dict[str, xr.Dataset], size: dict):
+    """Left: degrees captured by the feature spikes vs ζ (simulation, limit count); right: test
+    error vs ζ (simulation ± 1 s.e., the limit as one step per interval of ζ, RF)."""
+    from twolayer.onestep import theory
+    from twolayer.onestep.growing import threshold
+
+    fig = style.new_figure((style.FIGSIZE[0] * 2, style.FIGSIZE[1]))
+    left, right = fig.subplots(1, 2)
+    sim = None
+    for i, a_init in enumerate(("gaussian", "constant")):
+        col = style.colour(i)
+        sim = _first_lam(results[f"simulation_{a_init}"]).isel(alpha=0)
+        prm = meta(sim).params
+        z = sim["eta_exponent"].values
+        n = sim.sizes["seed"]
+        deg = sim["feature_degrees"].where(ok_mask(sim))
+        left.errorbar(z, deg.mean("seed"), yerr=deg.std("seed", ddof=1) / np.sqrt(n),
+                      **style.ERRORBAR, color=col, mfc=col,
+                      label=f"simulation, a {a_init}")
+        fine = np.linspace(1e-4, 0.4999, 2000)
+        left.plot(fine, predicted_degrees(prm["student"], fine, a_init), **style.THEORY,
+                  color=col, label=f"limit d = ∞, a {a_init} (degrees ≤ 6)")
+        te = _ok(sim, "test_error")
+        right.errorbar(z, te.mean("seed"), yerr=te.std("seed", ddof=1) / np.sqrt(n),
+                       **style.ERRORBAR, color=col, mfc=col, label=f"simulation, a {a_init}")
+        th = _first_lam(results[f"theory_{a_init}"]).isel(alpha=0)
+        for j, zt in enumerate(th["eta_exponent"].values):
+            ell = int(np.ceil(1 / (1 - 2 * zt))) - 1
+            lo, hi = threshold(ell), threshold(ell + 1)
+            right.plot([lo, hi], [float(_ok(th, "test_error")[j])] * 2, **style.THEORY,
+                       color=col, label=f"limit d = ∞, a {a_init}" if j == 0 else None)
+    if sim is not None:
+        prm = meta(sim).params
+        rf = float(theory(student=prm["student"], teacher=prm["teacher"], eta=0.0,
+                          alpha=[prm["alpha"][0]], lam=prm["lam"])["test_error"][0, 0])
+        right.axhline(rf, **style.RF, color=style.RF_COLOUR, label="random features (no step)")
+    for ax in (left, right):
+        for k in range(1, 8):
+            ax.axvline(threshold(k), color="0.85", lw=0.6, zorder=0)
+    d = meta(sim).param("d") if sim is not None else "?"
+    seeds = sim.sizes["seed"] if sim is not None else 0
+    style.decorate(left, x="ζ   (η̃ = 4·d^(ζ − ½))", y="Hermite degrees in the feature spikes",
+                   title=f"relu network and target, α₀ = 1: d = {d}, {seeds} seeds\n"
+                         "grey: thresholds ζ = (k − 1)/2k")
+    style.decorate(right, x="ζ   (η̃ = 4·d^(ζ − ½))", y="test error at α = 2, λ = 0.01",
+                   title="test error; error bars ± 1 s.e. of the mean")
+    _failed_note(right, results)
+    for ax in (left, right):  # room above the points for the legends
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.45 * (hi - lo))
+    style.legend(left, loc="upper left")
+    style.legend(right, loc="upper right", ncol=2)
     return fig
 
 
