@@ -165,3 +165,40 @@ def test_cli_growing_step(capsys):
 def test_giant_step_with_a_gaussian_second_layer_has_no_theory():
     with pytest.raises(ModelAssumptionError):
         theory(a_init="gaussian", alpha=[1.0])
+
+
+@pytest.mark.parametrize("student, zeta, expected", [
+    ("tanh", 0.3, []), ("tanh", 0.35, [2]), ("tanh", 0.4, [2]),  # m < ζ/(½ − ζ); μ_{m+1} ≠ 0
+    ("relu", 0.3, [1]), ("relu", 0.4, [1, 3]), ("relu", 0.45, [1, 3, 5, 7]),
+])
+def test_second_step_outliers_follow_moniri_hassani(student, zeta, expected):
+    """⌊ζ2/(½ − ζ1)⌋ orders (arXiv 2605.17767), less those whose μ_{m+1} vanishes; the integer
+    ratios (ζ = 0.4: 4, ζ = 0.45: 9) are thresholds, where m = ratio is not counted."""
+    from twolayer.onestep.growing import second_step_outliers
+
+    assert second_step_outliers(student, zeta, zeta) == expected
+    assert second_step_outliers(student, zeta, zeta, "constant") == []
+
+
+def test_two_growing_steps_add_the_predicted_outlier():
+    """tanh, Gaussian a, two steps of η̃ = 4·d^(ζ − ½), d = 400: after the second step W has
+    the first spike (left vector a) and, at ζ = 0.45, the order-2 outlier (left vector ∝ a³,
+    its singular value over the bulk edge grows as d^0.35); at ζ = 0.2 no order is predicted
+    and none is seen. Measured at d = 800: 0.188 vs edge 0.117 (ζ = 0.45), 0.020 vs 0.070."""
+    kw = dict(student="tanh", teacher="tanh", d=400, alpha0=[1.0, 1.0], eta=[4.0, 4.0],
+              a_init="gaussian", alpha=[0.5], seeds=2, n_test=10)
+    hi = simulate(**kw, eta_exponent=[0.45, 0.45])
+    lo = simulate(**kw, eta_exponent=[0.2, 0.2])
+    assert list(hi["step_outliers"].values[:, 1]) == [2, 2]
+    assert list(lo["step_outliers"].values[:, 1]) == [1, 1]
+    assert list(hi["step_outliers"].values[:, 0]) == [1, 1]  # one step: one spike
+    assert np.all(hi["step_poly"].values[:, 1, :2] > 0.5)  # both are polynomials of a
+    assert np.all(hi["step_sv"].values[:, 1, 1] > 1.15 * hi["step_edge"].values[:, 1])
+    assert hi.attrs["eta_tilde"] == pytest.approx([4 * 400**-0.05] * 2)
+
+
+def test_per_step_exponents_must_match_the_steps():
+    with pytest.raises(ParameterError, match="per-step lists"):
+        simulate(alpha0=[1.0, 1.0], eta=1.0, eta_exponent=[0.2, 0.3, 0.4], d=50, seeds=1)
+    with pytest.raises(ParameterError, match="eta_exponent"):
+        simulate(eta_exponent=[0.2, 0.7], alpha0=[1, 1], d=50, seeds=1)

@@ -33,7 +33,7 @@ def _from_cli(cls, name, value):
     """The CLI gives lists as comma-separated text (empty: no values) and d = 'inf' as text."""
     if name in cls.lists:
         return [float(x) for x in value.split(",")] if value else []
-    if name in cls.per_step:  # one value, or one per giant step
+    if name in cls.per_step and value is not None:  # one value, or one per giant step
         vals = [float(x) for x in value.split(",")]
         return vals[0] if len(vals) == 1 else vals
     if name == "d" and isinstance(value, str) and value != "inf":

@@ -246,7 +246,7 @@ def width(beta: float, d: int) -> int:
 class _Onestep(Params):
     model: ClassVar[str] = "onestep"
     lists: ClassVar[tuple[str, ...]] = ("alpha", "lam")
-    per_step: ClassVar[tuple[str, ...]] = ("alpha0", "eta")
+    per_step: ClassVar[tuple[str, ...]] = ("alpha0", "eta", "eta_exponent")
 
     student: str = _doc("student activation σ (a registry name)", default="tanh")
     teacher: str = _doc("teacher activation σ⋆ (a registry name)", default="tanh")
@@ -267,19 +267,19 @@ class _Onestep(Params):
         "second layer during the step(s), f = (1/p) Σ_j a_j σ(w_j·x): constant a_j = 1 (Cui et "
         "al.) or a_j ~ N(0, 1) drawn per run (Ba et al., Moniri et al.); the readout is refit "
         "either way", default="constant")
-    eta_exponent: float | None = _doc(
+    eta_exponent: Annotated[float, Field(ge=0, le=0.5)] | list[float] | None = _doc(
         "a learning rate growing with d (Moniri et al. 2023): η̃ = eta·d^(ζ − ½) with ζ this "
-        "exponent in [0, ½] (their η ∝ n^ζ); unset or ½: the giant step η̃ = eta",
-        default=None, ge=0, le=0.5)
+        "exponent in [0, ½] (their η ∝ n^ζ; a list: one per step); unset or ½: the giant "
+        "step η̃ = eta", default=None)
 
     @field_validator("alpha", mode="before")
     @classmethod
     def _alpha(cls, v):
         return grid(v, positive=True)
 
-    @field_validator("alpha0", "eta", mode="before")
+    @field_validator("alpha0", "eta", "eta_exponent", mode="before")
     @classmethod
-    def _per_step(cls, v):
+    def _per_step(cls, v, info):
         """A number (checked by its type), or one number per step (a one-element list is that
         number)."""
         if hasattr(v, "tolist"):
@@ -287,34 +287,47 @@ class _Onestep(Params):
         if not isinstance(v, (list, tuple)):
             return v
         vals = grid(v, positive=False)
+        if info.field_name == "eta_exponent" and any(x > 0.5 for x in vals):
+            raise ValueError(f"values must be in [0, 0.5]; got {vals}")
         return vals[0] if len(vals) == 1 else vals
 
     @model_validator(mode="after")
     def _same_number_of_steps(self):
-        a0, eta = self.alpha0, self.eta
-        if isinstance(a0, list) and isinstance(eta, list) and len(a0) != len(eta):
-            raise ValueError(f"alpha0 and eta give {len(a0)} and {len(eta)} steps; give lists "
-                             "of equal length (one entry per step) or a single value")
+        named = {k: v for k, v in (("alpha0", self.alpha0), ("eta", self.eta),
+                                   ("eta_exponent", self.eta_exponent)) if isinstance(v, list)}
+        if len({len(v) for v in named.values()}) > 1:
+            given = " and ".join(f"{k} {len(v)}" for k, v in named.items())
+            raise ValueError(f"the per-step lists give different numbers of steps ({given}); "
+                             "give lists of equal length (one entry per step) or a single value")
         return self
 
     @property
     def steps(self) -> list[tuple[float, float]]:
         """[(α0_t, η̃_t)] for each giant step t (a single value is repeated)."""
-        n = max(len(v) if isinstance(v, list) else 1 for v in (self.alpha0, self.eta))
-        as_list = [v if isinstance(v, list) else [v] * n for v in (self.alpha0, self.eta)]
+        as_list = [v if isinstance(v, list) else [v] * self.n_steps
+                   for v in (self.alpha0, self.eta)]
         return list(zip(*as_list, strict=True))
 
     @property
+    def n_steps(self) -> int:
+        return max(len(v) if isinstance(v, list) else 1
+                   for v in (self.alpha0, self.eta, self.eta_exponent))
+
+    @property
+    def exponents(self) -> list[float]:
+        """ζ_t for each step (0.5 where unset: the giant step)."""
+        z = self.eta_exponent
+        return z if isinstance(z, list) else [0.5 if z is None else z] * self.n_steps
+
+    @property
     def growing(self) -> bool:
-        """Whether the learning rate grows slower than the giant step (ζ < ½)."""
-        return self.eta_exponent is not None and self.eta_exponent < 0.5
+        """Whether a step's learning rate grows slower than the giant step (ζ < ½)."""
+        return any(z < 0.5 for z in self.exponents)
 
     def steps_at(self, d: int) -> list[tuple[float, float]]:
-        """[(α0_t, η̃_t)] at dimension d: η̃_t = eta_t·d^(ζ − ½) (the giant step: eta_t)."""
-        if not self.growing:
-            return self.steps
-        scale = d ** (self.eta_exponent - 0.5)
-        return [(a0, eta * scale) for a0, eta in self.steps]
+        """[(α0_t, η̃_t)] at dimension d: η̃_t = eta_t·d^(ζ_t − ½) (the giant step: eta_t)."""
+        return [(a0, eta * d ** (z - 0.5) if z < 0.5 else eta)
+                for (a0, eta), z in zip(self.steps, self.exponents, strict=True)]
 
     @field_validator("lam", mode="before")
     @classmethod

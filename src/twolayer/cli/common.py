@@ -133,8 +133,10 @@ def _option(cls, name: str) -> inspect.Parameter:
     if ann is bool:
         typ, opt = bool, typer.Option(f"{flag}/--no-{name.replace('_', '-')}", help=doc)
     elif name in cls.lists or name in cls.per_step:
-        typ = str
-        default = ",".join(f"{v:g}" for v in (default if isinstance(default, list) else [default]))
+        typ = str if default is not None else str | None
+        if default is not None:
+            default = ",".join(f"{v:g}" for v in (default if isinstance(default, list)
+                                                  else [default]))
         opt = typer.Option(flag, help=doc + ", comma-separated")
     elif get_origin(ann) is Literal:
         typ, opt = str, typer.Option(flag, help=f"{doc} (one of: {', '.join(args)})")
@@ -166,7 +168,8 @@ def params_command(cls) -> Callable[[Callable], Callable]:
         def command(**given: Any):
             values = {n: given.pop(n) for n in cls.model_fields}
             for n in (*cls.lists, *cls.per_step):
-                values[n] = floats(n.replace("_", "-"), values[n])
+                if values[n] is not None:
+                    values[n] = floats(n.replace("_", "-"), values[n])
             try:
                 prm = cls.of(values)
             except ParameterError as e:  # name the option as typed: "--t-max: …"

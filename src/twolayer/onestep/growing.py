@@ -55,7 +55,8 @@ from twolayer.errors import ModelAssumptionError, ParameterError
 from twolayer.onestep.spectrum import StepMap, mp_rule
 from twolayer.params import OnestepTheory
 
-__all__ = ["MAX_DEGREE", "alignment", "emerging_degrees", "growing_theory", "threshold"]
+__all__ = ["MAX_DEGREE", "alignment", "emerging_degrees", "growing_theory",
+           "second_step_outliers", "threshold"]
 
 MAX_DEGREE = 20  # the highest Hermite degree the limit keeps (ζ < 1 − 1/(2·21)... see below)
 _TINY = 1e-9
@@ -90,6 +91,23 @@ def emerging_degrees(student: str, zeta: float, a_init: str = "gaussian") -> lis
     if a_init == "constant":
         return [1]
     return [k for k in range(1, ell + 1) if abs(s.mu(k)) > _TINY]
+
+
+def second_step_outliers(student: str, zeta1: float, zeta2: float,
+                         a_init: str = "gaussian") -> list[int]:
+    """The orders m ≥ 1 whose outlier the second of two steps adds to W (Moniri and Hassani
+    2026, arXiv 2605.17767: ⌊ζ2/(½ − ζ1)⌋ of them): at the second step σ'(w0_j·x + u_j κ1)
+    expands in (u_j κ1)^m, and the order-m term is the rank-one (a ∘ u^∘m) ⊗ E[ρ κ1^m x] μ_{m+1}/m!
+    with u_j ∝ d^(ζ1 − ½) a_j; its singular value over W's O(1) bulk grows as
+    d^(ζ2 + m(ζ1 − ½)), so it is an outlier in the limit when m(½ − ζ1) < ζ2 and μ_{m+1} ≠ 0.
+    Its left vector is a^(m+1), independent of a's for a Gaussian a; with a constant a every
+    order adds to the one spike (none is returned). The first step's spike (m = 0) is not
+    counted."""
+    if a_init == "constant" or not (0 <= zeta1 < 0.5 and 0 <= zeta2 <= 0.5):
+        return []
+    s = activations.get(student)
+    top = min(MAX_DEGREE, math.ceil(zeta2 / (0.5 - zeta1) - 1e-9) - 1)  # m < ratio, strictly
+    return [m for m in range(1, top + 1) if abs(s.mu(m + 1)) > _TINY]
 
 
 def alignment(student: str, teacher: str, alpha0: float, noise: float = 0.0,

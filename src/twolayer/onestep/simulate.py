@@ -106,14 +106,33 @@ def _diagnostics(w1, w0, theta, p) -> dict:
             "bulk_scale": math.sqrt(max((np.sum(w1 * w1) - sv1**2) / p, 0.0))}
 
 
-def _step_record(w, w0, theta, p, ranks) -> dict:
+def _step_record(w, w0, theta, p, ranks, a=None) -> dict:
     """After one of several steps: the top ``ranks`` singular values of W_t − W0 over √p, the
-    overlaps |v_r·θ| of their right singular vectors, and those vectors (for later overlaps)."""
-    sv, vt = _top_singular_k(w - w0, ranks, 1)
-    return {"sv": sv / math.sqrt(p), "theta": np.abs(vt @ theta), "v": vt}
+    overlaps |v_r·θ| of their right singular vectors, and those vectors (for later overlaps).
+
+    With a Gaussian second layer ``a`` also: ``poly``, the part of each left singular vector
+    (in neuron space) spanned by the polynomials of degree ≤ 6 in a (a spike made by the steps
+    has left vector a, a², … — Moniri and Hassani's outliers; a bulk direction has ≈ 7/p), and
+    ``edge``, the top singular value over √p of W_t with those structured directions (poly > ½)
+    projected out: the bulk edge an outlier of W_t must exceed."""
+    if a is None:
+        sv, vt = _top_singular_k(w - w0, ranks, 1)
+        return {"sv": sv / math.sqrt(p), "theta": np.abs(vt @ theta), "v": vt}
+    v0 = np.random.default_rng(1).standard_normal(min(w.shape))
+    u, sv, vt = svds(w - w0, k=ranks, v0=v0)
+    order = np.argsort(sv)[::-1]
+    u, sv, vt = u[:, order], sv[order], vt[order]
+    basis, _ = np.linalg.qr(np.vander(a / np.sqrt(np.mean(a * a)), POLY_DEGREE + 1,
+                                      increasing=True))
+    poly = np.sum((u.T @ basis) ** 2, axis=1)
+    q = u[:, poly > 0.5]
+    edge, _ = _top_singular(w - q @ (q.T @ w), 6)
+    return {"sv": sv / math.sqrt(p), "theta": np.abs(vt @ theta), "v": vt, "poly": poly,
+            "edge": edge / math.sqrt(p)}
 
 
 HERMITE_DEGREES = np.arange(1, 7)  # degrees whose content the feature spikes report
+POLY_DEGREE = 6  # a step's structured directions in neuron space: polynomials of a to this degree
 
 
 def _feature_spikes(s, x, z, w0, w1, k, dtype) -> dict:
@@ -161,7 +180,7 @@ def _one_seed(
         return y + math.sqrt(noise) * rng.standard_normal(len(y)) if noise > 0 else y
 
     w1, record = w0, []
-    ranks = min(3, p - 1, d - 1)
+    ranks = min(3 if a is None else 6, p - 1, d - 1)
     for n0, eta in steps:  # each step on fresh samples, at the current W
         if n0 > 0 and eta > 0:
             x0 = rng.standard_normal((n0, d))
@@ -173,7 +192,7 @@ def _one_seed(
                         "bulk_scale": np.nan, "test_error": nan, "train_error": nan.copy(),
                         "steps": None, "features": None}
         if len(steps) > 1:
-            record.append(_step_record(w1, w0, theta, p, ranks) if w1 is not w0 else None)
+            record.append(_step_record(w1, w0, theta, p, ranks, a) if w1 is not w0 else None)
     if w1 is w0:
         out = dict(spike_sv=0.0, spike_overlap=float("nan"), w1_overlap=float("nan"),
                    bulk_scale=1.0)
@@ -271,7 +290,9 @@ def simulate(prm: OnestepSimulate, *,
                 "n": ("alpha", np.maximum(1, np.round(alphas * d).astype(int)))},
     )
     if len(steps) > 1:
-        ds = ds.assign(_per_step(runs, len(steps), min(3, p - 1, d - 1)))
+        gaussian = prm.a_init == "gaussian"
+        ds = ds.assign(_per_step(runs, len(steps), min(6 if gaussian else 3, p - 1, d - 1),
+                                 gaussian))
     if prm.feature_spikes:
         k = min(prm.feature_spikes, p - 1, int(ns_sorted[-1]) - 1)
         ds = ds.assign(_per_feature_spike(runs, k))
@@ -309,14 +330,19 @@ def _per_feature_spike(runs: list[dict], k: int) -> dict:
             "feature_degrees": (("seed",), count), "degree": ("degree", HERMITE_DEGREES)}
 
 
-def _per_step(runs: list[dict], n_steps: int, ranks: int) -> dict:
+def _per_step(runs: list[dict], n_steps: int, ranks: int, gaussian: bool = False) -> dict:
     """Diagnostics after each of several steps, on (seed, step[, rank | step_b]): the top
     singular values of W_t − W0 over √p (``step_sv``), their right singular vectors' overlaps
     with θ (``step_overlap``), and the overlaps |v₁(t)·v₁(t')| of the top directions after
-    steps t and t' (``step_direction_overlap``). NaN for a run or a step without data."""
+    steps t and t' (``step_direction_overlap``). With a Gaussian second layer also
+    ``step_poly`` (polynomial content in a of each left singular vector), ``step_edge`` (the
+    bulk edge of W_t over √p) and ``step_outliers``: the structured directions (poly > ½) whose
+    singular value exceeds that edge. NaN for a run or a step without data."""
     n = len(runs)
     sv = np.full((n, n_steps, ranks), np.nan)
     th = np.full((n, n_steps, ranks), np.nan)
+    poly = np.full((n, n_steps, ranks), np.nan)
+    edge = np.full((n, n_steps), np.nan)
     dirs = np.full((n, n_steps, n_steps), np.nan)
     for i, r in enumerate(runs):
         rec = r["steps"] or []
@@ -324,9 +350,17 @@ def _per_step(runs: list[dict], n_steps: int, ranks: int) -> dict:
         for j, st in enumerate(rec):
             if st is not None:
                 sv[i, j], th[i, j], top[j] = st["sv"], st["theta"], st["v"][0]
+                if gaussian:
+                    poly[i, j], edge[i, j] = st["poly"], st["edge"]
         for a, va in top.items():
             for b, vb in top.items():
                 dirs[i, a, b] = abs(float(va @ vb))
-    return {"step_sv": (("seed", "step", "rank"), sv),
-            "step_overlap": (("seed", "step", "rank"), th),
-            "step_direction_overlap": (("seed", "step", "step_b"), dirs)}
+    out = {"step_sv": (("seed", "step", "rank"), sv),
+           "step_overlap": (("seed", "step", "rank"), th),
+           "step_direction_overlap": (("seed", "step", "step_b"), dirs)}
+    if gaussian:
+        count = np.sum((poly > 0.5) & (sv > edge[..., None]), axis=2).astype(float)
+        out |= {"step_poly": (("seed", "step", "rank"), poly),
+                "step_edge": (("seed", "step"), edge),
+                "step_outliers": (("seed", "step"), np.where(np.isnan(edge), np.nan, count))}
+    return out
