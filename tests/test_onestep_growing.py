@@ -202,3 +202,18 @@ def test_per_step_exponents_must_match_the_steps():
         simulate(alpha0=[1.0, 1.0], eta=1.0, eta_exponent=[0.2, 0.3, 0.4], d=50, seeds=1)
     with pytest.raises(ParameterError, match="eta_exponent"):
         simulate(eta_exponent=[0.2, 0.7], alpha0=[1, 1], d=50, seeds=1)
+
+
+def test_no_step_is_random_features_whatever_the_exponent(tmp_path, capsys):
+    """η̃ = 0 is the random-features baseline with or without eta_exponent and a_init (the
+    figure's RF line asks for it), and the CLI draws a growing-step run with it."""
+    rf = float(theory(eta=0.0, alpha=[1.0])["test_error"].squeeze())
+    other = theory(eta=0.0, eta_exponent=0.3, a_init="gaussian", alpha=[1.0])
+    assert float(other["test_error"].squeeze()) == rf
+    png = tmp_path / "grow.png"
+    code, out, _ = run(capsys, ["onestep", "simulate", "--student", "relu", "--teacher", "relu",
+                                "--eta", "4", "--eta-exponent", "0.3", "--a-init", "gaussian",
+                                "--d", "60", "--seeds", "2", "--alpha", "1,2", "--plot",
+                                str(png)])
+    assert code == 0 and png.stat().st_size > 10_000
+    assert "learns He_k(kappa) freely for k = 1, 2" in out

@@ -46,7 +46,13 @@ def _dense(alphas: list[float]) -> list[float]:
 def _title(prm) -> str:
     a0, eta = (",".join(f"{v:g}" for v in x) for x in zip(*prm.steps, strict=True))
     lam = ",".join(f"{v:g}" for v in prm.lam)
-    return f"σ={prm.student}, σ⋆={prm.teacher}, α0={a0}, η̃={eta}, λ={lam}, Δ={prm.noise:g}"
+    if prm.growing:
+        zeta = ",".join(f"{v:g}" for v in prm.exponents)
+        eta = f"{eta}·d^(ζ−½), ζ={zeta}"
+    a = ", a gaussian" if prm.a_init == "gaussian" else ""
+    sep = "\n" if prm.growing or a else " "  # a long title on two lines
+    return (f"σ={prm.student}, σ⋆={prm.teacher}, α0={a0}, η̃={eta}{a},{sep}λ={lam}, "
+            f"Δ={prm.noise:g}")
 
 
 def _growing_line(prm, th) -> str:

@@ -255,18 +255,20 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
     step on dim ``step``: ``step_spike``, ``step_alignment``, ``step_direction_overlap`` (dims
     step, step_b), ``step_bulk_scale``, ``step_even_coupling``.
     """
-    if prm.growing and (prm.d_inf or prm.a_init == "gaussian"):
+    stepped = any(a0 > 0 and eta > 0 for a0, eta in prm.steps)  # else random features
+    if stepped and prm.growing and (prm.d_inf or prm.a_init == "gaussian"):
         from twolayer.onestep.growing import growing_theory
 
         return growing_theory(prm)
-    if prm.a_init == "gaussian":
+    if stepped and prm.a_init == "gaussian":
         raise ModelAssumptionError(
             "a Gaussian second layer during a giant step (eta_exponent 0.5) gives every neuron its "
             "own spike strength, outside the spiked-RF theory; use a_init constant, or "
             "eta_exponent < 0.5 with d = inf (the growing-step limit), or simulate")
     alphas, lams = np.array(prm.alpha), np.array(prm.lam)
     # growing at a finite d (constant a): the giant-step theory at η̃ = eta·d^(ζ − ½)
-    a0s, etas = zip(*(prm.steps_at(prm.d) if prm.growing else prm.steps), strict=True)
+    a0s, etas = zip(*(prm.steps_at(prm.d) if prm.growing and not prm.d_inf else prm.steps),
+                    strict=True)
     if len(a0s) == 1:  # one step: the closed-form map, exactly as before
         maps = [step_map(prm.student, prm.teacher, a0s[0], etas[0], prm.noise)]
     else:

@@ -39,8 +39,10 @@ def onestep_figure(theory: xr.Dataset | None = None, simulation: xr.Dataset | No
         col = style.colour(i)
         tag = f", λ = {lam:g}" if len(lams) > 1 else ""
         if theory is not None:
+            name = ("d = ∞ limit of the growing step" if "degrees" in theory.attrs
+                    else style.CURVE_NAME["theory"])
             ax.plot(theory["alpha"], _converged(theory.sel(lam=lam)), **style.THEORY, color=col,
-                    label=style.CURVE_NAME["theory"] + tag)
+                    label=name + tag)
         if rf is not None:
             ax.plot(rf["alpha"], _converged(rf.sel(lam=lam)), **style.RF,
                     color=style.RF_COLOUR if len(lams) == 1 else col, label=style.RF_LABEL + tag)
