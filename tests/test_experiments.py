@@ -133,6 +133,10 @@ def _changed(name, value):
         return [0.5]
     if name == "d" and value == "inf":
         return 100
+    if name == "a_init":
+        return "gaussian"
+    if name == "eta_exponent":  # None: the giant step
+        return 0.3
     if isinstance(value, list):
         return [*value, value[-1] + 1.0]
     if isinstance(value, int):
