@@ -195,12 +195,77 @@ def _closed_moments(act: Activation):
     return _CLOSED_MOMENTS.get(act.closed_form)
 
 
-def _moments(act: Activation, m: np.ndarray, s: np.ndarray, n_z: int | None) -> _Moments:
+class _Curv(NamedTuple):
+    """Curvatures q·∂²_m E_z[f(m + √q z)] = q E f''(X) = E[f(X)(z² − 1)] of f = σ (``k0``),
+    σ' (``k1``) and σ'² (``kh``), and ``k2q`` = q² E σ''''(X): the one-unit factors of the
+    second-order term of the Hermite expansion in the off-diagonal orthogonal overlaps; for the
+    variance term also those of σ² (``kw2``) and σσ'² (``kkk``) (None when not asked for)."""
+
+    k0: np.ndarray
+    k1: np.ndarray
+    k2q: np.ndarray
+    kh: np.ndarray
+    kw2: np.ndarray | None = None
+    kkk: np.ndarray | None = None
+
+
+def _curv_linear(m, s, var=False):
+    zero = np.zeros_like(m)
+    return _Curv(zero, zero, zero, zero, *((2.0 * s * s + zero, zero) if var else ()))
+
+
+def _curv_square(m, s, var=False):
+    q, zero = s * s, np.zeros_like(m)
+    x2 = m * m + q
+    # σ'' = 2, (σ'²)'' = 8, (σ²)'' = 12x², (σσ'²)'' = 48x²
+    return _Curv(2.0 * q + zero, zero, zero, 8.0 * q + zero,
+                 *((12.0 * q * x2, 48.0 * q * x2) if var else ()))
+
+
+def _curv_relu(m, s, var=False):
+    """σ'' = δ, σ''' = δ', σ'''' = δ'', (σ'²)'' = δ', (σ²)'' = 2θ, (σσ'²)'' = δ: with r = m/s,
+    q E δ(X) = s φ(r), q E δ'(X) = −r φ(r), q² E δ''(X) = s (r² − 1) φ(r)."""
+    s = np.maximum(s, 1e-150)
+    r = m / s
+    pdf = np.exp(-0.5 * r * r) / _SQ2PI
+    k0, k1 = s * pdf, -r * pdf
+    return _Curv(k0, k1, s * (r * r - 1.0) * pdf, k1,
+                 *((2.0 * s * s * special.ndtr(r), k0) if var else ()))
+
+
+_FD = 1e-5  # relative step in s of the central difference s ∂_s E f = q E f''
+
+
+def _curv_erf(m, s, var=False):
+    """σ' = √(2/π) e^{−x²/2}: σ'' = −xσ', σ''' = (x² − 1)σ', σ'''' = (3x − x³)σ' and
+    (σ'²)'' = (4x² − 2)σ'², each by the Gaussian tilt of :func:`_tilt`; ``var``: those of σ² and
+    σσ'² as s ∂_s of the closed moments (central difference, relative step 1e-5)."""
+    v = s * s
+    k1, m1, v1 = _tilt(m, v, 1.0)
+    k2, m2, v2 = _tilt(m, v, 2.0)
+    g1, h = math.sqrt(2.0 / math.pi) * k1, (2.0 / math.pi) * k2
+    extra = ()
+    if var:
+        up, down = _erf_fused(m, s * (1.0 + _FD)), _erf_fused(m, s * (1.0 - _FD))
+        extra = ((up.w2 - down.w2) / (2.0 * _FD), (up.kk - down.kk) / (2.0 * _FD))
+    return _Curv(-v * g1 * m1, v * g1 * (m1 * m1 + v1 - 1.0),
+                 v * v * g1 * m1 * (3.0 - m1 * m1 - 3.0 * v1),
+                 v * h * (4.0 * (m2 * m2 + v2) - 2.0), *extra)
+
+
+_CLOSED_CURV = {"linear": _curv_linear, "square": _curv_square, "relu": _curv_relu,
+                "erf": _curv_erf}
+
+
+def _moments(act: Activation, m: np.ndarray, s: np.ndarray, n_z: int | None,
+             curv: bool = False, var: bool = False):
     """Moments of X = m + s z at every (ν-node, unit): closed forms, else Gauss–Hermite with
-    ``n_z`` nodes, or (``n_z`` None) the trapezoid rule spaced for the largest s."""
+    ``n_z`` nodes, or (``n_z`` None) the trapezoid rule spaced for the largest s. ``curv``:
+    (moments, :class:`_Curv`), with ``var`` its fields for the variance term too."""
     closed = _closed_moments(act)
     if closed is not None:
-        return closed(m, s)
+        mo = closed(m, s)
+        return (mo, _CLOSED_CURV[act.closed_form](m, s, var)) if curv else mo
     if act.kinks:
         raise ModelAssumptionError(
             f"the large-width ODE has no rule for the kinked activation {act.name!r}"
@@ -209,8 +274,13 @@ def _moments(act: Activation, m: np.ndarray, s: np.ndarray, n_z: int | None) -> 
     x = m[..., None] + s[..., None] * z
     f, f1, f2 = act.fn(x), act.deriv(x), act.deriv2(x)
     f1sq = f1 * f1
-    return _Moments(*(a @ w for a in (f, f1, f2, f1sq, f * f1, f * f2, f * f1sq,
-                                      f * f * f1sq, f * f)))
+    mo = _Moments(*(a @ w for a in (f, f1, f2, f1sq, f * f1, f * f2, f * f1sq,
+                                    f * f * f1sq, f * f)))
+    if not curv:
+        return mo
+    he2 = (z * z - 1.0) * w  # E[f(X)(z² − 1)] = q E f''(X) (Stein's lemma twice)
+    extra = ((f * f) @ he2, (f * f1sq) @ he2) if var else ()
+    return mo, _Curv(f @ he2, f1 @ he2, s * s * (f2 @ he2), f1sq @ he2, *extra)
 
 
 @cache
@@ -294,8 +364,11 @@ class _WideSystem:
     def __init__(self, student: Activation, teacher: Activation, P, p: int, gamma: float,
                  noise: float, variance: bool, spherical: bool, n_nu: int | None,
                  n_z: int | None, batch: int = 1, decay: float = 0.0,
-                 schedule: Schedule | None = None):
+                 schedule: Schedule | None = None, d: float = math.inf):
         self.student, self.teacher, self.p, self.k, self.n_z = student, teacher, p, P.shape[0], n_z
+        self.n_nu = n_nu
+        # E[(Q⊥_jl)²] = q_j q_l / (d − k) for j ≠ l (0: the d = ∞ form, Q⊥ diagonal)
+        self.inv_n = 1.0 / (d - self.k) if d > self.k else 0.0
         self.P_inv = np.linalg.inv(P)
         self.chol = np.linalg.cholesky(P)
         self.fixed = None if n_nu is None else self._with_ystar(*_nu_rule(P, n_nu,
@@ -335,24 +408,40 @@ class _WideSystem:
         """(N, p): E[λ_j | ν] at the nodes."""
         return nodes @ (M @ self.P_inv).T
 
-    def moments(self, M, q, nodes):
+    def moments(self, M, q, nodes, curv: bool = False):
         s = np.sqrt(np.maximum(q, 0.0))
-        return _moments(self.student, self.means(M, nodes), s, self.n_z)
+        return _moments(self.student, self.means(M, nodes), s, self.n_z, curv,
+                        curv and bool(self.var_coef))
 
     def rhs(self, t, y):
         M, q = self.unpack(y)
         nodes, w, ystar = self.rule(M)
-        p, mo = self.p, self.moments(M, q, nodes)
+        p, c = self.p, self.inv_n
+        mo, cu = self.moments(M, q, nodes, curv=True) if c else (self.moments(M, q, nodes), None)
         # arrays (N, p): ν-node n, unit j
         mu = (ystar - mo.g0.mean(axis=1))[:, None] + mo.g0 / p  # E[e | ν] without unit j
-        dM = ((mu * mo.g1 - mo.c1 / p) * w[:, None]).T @ nodes
-        dq = 2.0 * q * (w @ (mu * mo.g2 - (mo.c2 + mo.h) / p))
+        drift_m = mu * mo.g1 - mo.c1 / p
+        drift_q = mu * mo.g2 - (mo.c2 + mo.h) / p
+        if c:  # the off-diagonal Q⊥ averaged to second order (module docstring)
+            others = cu.k0.sum(axis=1)[:, None] - cu.k0  # Σ_{l≠j} K_l
+            drift_m = drift_m - (0.5 * c / p) * cu.k1 * others
+        dM = (drift_m * w[:, None]).T @ nodes
+        dq = 2.0 * q * (w @ drift_q)
+        if c:
+            dq = dq - (c / p) * (w @ (others * (cu.k2q + 2.0 * cu.k0)))
         g = 1.0 if self.schedule is None else self.schedule.factor(t)
         if self.var_coef:
             vz = mo.w2 - mo.g0**2  # Var_z σ(λ_l | ν)
             var = (vz.sum(axis=1)[:, None] - vz) / p**2
-            dq = dq + self.var_coef * g * (
-                w @ ((mu * mu + var + self.noise) * mo.h - 2.0 * mu * mo.kk / p + mo.ll / p**2))
+            second = (mu * mu + var + self.noise) * mo.h - 2.0 * mu * mo.kk / p + mo.ll / p**2
+            if c:
+                k0sq, k0g0 = cu.k0**2, cu.k0 * mo.g0
+                cov = (others**2 - (k0sq.sum(axis=1)[:, None] - k0sq)) * (0.5 * c / p**2)
+                cross = mu * others + (k0g0.sum(axis=1)[:, None] - k0g0) / p
+                kw2 = cu.kw2.sum(axis=1)[:, None] - cu.kw2  # Σ_{l≠j} K[σ²]_l
+                second = second + cov * mo.h - (c / p) * cu.kh * cross + (c / p**2) * (
+                    0.5 * cu.kh * kw2 + cu.kkk * others)
+            dq = dq + self.var_coef * g * (w @ second)
         if self.decay:  # q = Q_jj − M_j P⁻¹ M_jᵀ decays as Q: −2ω q
             dM = dM - self.decay * M
             dq = dq - 2.0 * self.decay * q
@@ -365,14 +454,23 @@ class _WideSystem:
 
     def risk(self, M, q) -> float:
         nodes, w, ystar = self.rule(M)
+        k0 = None
         if self.student.closed_form == "erf":  # only E σ and E σ² are needed
-            g0, w2 = _erf_mean(self.means(M, nodes), np.maximum(q, 0.0))
+            means = self.means(M, nodes)
+            g0, w2 = _erf_mean(means, np.maximum(q, 0.0))
+            if self.inv_n:
+                k0 = _curv_erf(means, np.sqrt(np.maximum(q, 0.0))).k0
+        elif self.inv_n:
+            mo, cu = self.moments(M, q, nodes, curv=True)
+            g0, w2, k0 = mo.g0, mo.w2, cu.k0
         else:
             mo = self.moments(M, q, nodes)
             g0, w2 = mo.g0, mo.w2
         F = g0.mean(axis=1)
-        spread = (w2 - g0**2).sum(axis=1) / self.p**2
-        return 0.5 * float(((ystar - F) ** 2 + spread) @ w)
+        spread = (w2 - g0**2).sum(axis=1)
+        if k0 is not None:  # Σ_{j≠l} Cov(σ_j, σ_l | ν) averaged over Q⊥_jl
+            spread = spread + 0.5 * self.inv_n * (k0.sum(axis=1) ** 2 - (k0**2).sum(axis=1))
+        return 0.5 * float(((ystar - F) ** 2 + spread / self.p**2) @ w)
 
 
 def _nodes_per_axis(k: int, n_nu: int | None, low_degree: bool) -> int:
@@ -381,6 +479,35 @@ def _nodes_per_axis(k: int, n_nu: int | None, low_degree: bool) -> int:
     if low_degree:  # linear/square units: every ν-integrand has degree ≤ 12, exact with 8 nodes
         return 8
     return {1: 48, 2: 20, 3: 12}.get(k, 8)
+
+
+def wide_system(prm: SgdOde, init: Reduced | Overlaps | None = None):
+    """(system, M0, q0, P): the reduced flow :func:`integrate_wide` integrates for ``prm``, with
+    its quadrature defaults, and its start (``init``, else ``prm``'s)."""
+    init = prm.overlaps() if init is None else init
+    n_z, n_nu = prm.n_z, prm.n_nu
+    if init is None:
+        if prm.d <= prm.k:
+            raise ParameterError(f"d = {prm.d} must exceed k = {prm.k}")
+        init = reduced_overlaps(*initial_weights(prm.p, prm.k, prm.d, prm.seed, prm.init_scale,
+                                                 prm.spherical))
+    elif isinstance(init, Overlaps):
+        span = _span(init.M, np.linalg.inv(init.P))
+        init = Reduced(init.M, np.maximum(np.diag(init.Q) - span, 0.0), init.P)
+    M0, q0, P = (np.asarray(a, dtype=float) for a in init)
+    p, k = M0.shape
+    s, t = activations.get(prm.student), activations.get(prm.teacher)
+    low_degree = all(a.closed_form in ("linear", "square") for a in (s, t))
+    if n_nu is not None or t.kinks or (s.polynomial and t.polynomial):
+        n_nu = _nodes_per_axis(k, n_nu, low_degree)
+    if n_z is None and s.polynomial:
+        n_z = 24
+    system = _WideSystem(s, t, P, p, prm.gamma, prm.noise, prm.variance, prm.spherical, n_nu,
+                         n_z, prm.batch, prm.weight_decay, Schedule.of(prm),
+                         prm.d if prm.finite_d else math.inf)
+    if prm.spherical and not np.allclose(q0 + system.in_span(M0), 1.0, atol=1e-8):
+        raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
+    return system, M0, q0, P
 
 
 def integrate_wide(prm: SgdOde) -> tuple[xr.Dataset, Run]:
@@ -406,30 +533,11 @@ def integrate_wide(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     if prm.gamma_a > 0:
         raise ParameterError("the wide reduction has no trained second layer (gamma_a > 0); "
                              "use reduction='full' (--reduction full)")
-    init = prm.overlaps()
-    n_z, n_nu = prm.n_z, prm.n_nu
     solver = "RK45" if prm.solver == "auto" else prm.solver
     rtol = 1e-7 if prm.rtol is None else prm.rtol
-    if init is None:
-        if prm.d <= prm.k:
-            raise ParameterError(f"d = {prm.d} must exceed k = {prm.k}")
-        init = reduced_overlaps(*initial_weights(prm.p, prm.k, prm.d, prm.seed, prm.init_scale,
-                                                 prm.spherical))
-    elif isinstance(init, Overlaps):
-        span = _span(init.M, np.linalg.inv(init.P))
-        init = Reduced(init.M, np.maximum(np.diag(init.Q) - span, 0.0), init.P)
-    M0, q0, P = (np.asarray(a, dtype=float) for a in init)
+    system, M0, q0, P = wide_system(prm)
     p, k = M0.shape
-    s, t = activations.get(prm.student), activations.get(prm.teacher)
-    low_degree = all(a.closed_form in ("linear", "square") for a in (s, t))
-    if n_nu is not None or t.kinks or (s.polynomial and t.polynomial):
-        n_nu = _nodes_per_axis(k, n_nu, low_degree)
-    if n_z is None and s.polynomial:
-        n_z = 24
-    system = _WideSystem(s, t, P, p, prm.gamma, prm.noise, prm.variance, prm.spherical, n_nu,
-                         n_z, prm.batch, prm.weight_decay, Schedule.of(prm))
-    if prm.spherical and not np.allclose(q0 + system.in_span(M0), 1.0, atol=1e-8):
-        raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
+    n_nu, n_z = system.n_nu, system.n_z
     t_eval = time_grid(prm.t_max, prm.per_decade)
     run = run_solver(system.rhs, system.pack(M0, q0), t_eval, prm, solver, rtol)
     risk = np.full(t_eval.size, np.nan)
