@@ -8,8 +8,8 @@ Eq. 26,
 
     Q = M P⁻¹ Mᵀ + diag(q),
 
-whose error is O(1/√p + 1/√d) (their Lemma 4 and Theorem 5); the finite-d form with random
-off-diagonal overlaps (Eq. 23) is not implemented. The paper's reduced ODE (Eq. 28) is derived
+whose error is O(1/√p + 1/√d) (their Lemma 4 and Theorem 5), plus, by default, the finite-d
+term below (``finite_d``; off: exactly this d = ∞ form). The paper's reduced ODE (Eq. 28) is derived
 from gradient flow (γ/p ≪ 1); the (γ/p) variance term below, and the spherical variant, are this
 package's extensions of it, as are mini-batches (the variance term × 1/b), weight decay
 (−ω M, −2ω q) and learning-rate schedules (drift × g(t), variance × g(t)²); a trained second
@@ -30,6 +30,47 @@ the 1/p self-terms. What the reduction drops is the off-diagonal orthogonal over
 Q⊥_jl (j ≠ l): O(1/√d) at a random start, generated at rate O(1/p + γ/p²) per pair by the full
 flow. Its effect on each unit is O(1/p + γ/p + 1/√(pd)), so the reduction is the exact limit
 p → ∞ with γ/p → 0 (mean-field) and d ≫ 1, and a controlled approximation at large finite p.
+
+Finite d (``finite_d=True``, the default). The orthogonal parts of p students live in d − k
+dimensions: for weights drawn i.i.d. (or on the sphere) Q⊥_jl = √(q_j q_l) Z_jl with Z_jl the
+cosine of two independent uniform directions of R^(d−k), so E Z = 0 and E Z² = 1/(d − k) exactly
+(E Z⁴ = 3/((d − k)(d − k + 2))). The authors' reference code (IdePHICS/DimensionlessDynamicsSGD,
+its large-p ODEs with ``offdiagonal=True``) keeps this form along the flow and averages over
+Z: in closed form for the square activation (their risk and q-flow gain terms ∝ q_j Σ_{l≠j} q_l
+/(d − k)), by quadrature over the law of Z for erf. Here the average is taken to second order,
+for any activation, through the Hermite (Mehler) expansion of a pair given ν,
+
+    E[f(λ_j) g(λ_l) | ν] = Σ_n (Q⊥_jl)^n / n! · E_z f^(n)(λ_j) · E_z g^(n)(λ_l),
+
+whose n = 1 term averages to zero and whose n = 2 term gives (1/(2(d − k))) K_j[f] K_l[g], with
+the curvature K[f] = q E_z f''(λ) = E_z[f(λ)(z² − 1)] (``_Curv``: closed forms for linear,
+square, relu and erf, else the z-rule). With c = 1/(d − k) and Σ' the sum over l ≠ j:
+
+    R   += (c/(4p²)) E_ν[(Σ_l K_l[σ])² − Σ_l K_l[σ]²]
+    dM_jr += −(c/(2p)) E_ν[ν_r K_j[σ'] Σ'K_l[σ]]
+    dq_j  += −(c/p) E_ν[(q_j K_j[σ''] + 2 K_j[σ]) Σ'K_l[σ]]
+
+(the dq term: Stein's lemma in z_j now also differentiates the units correlated with j), and
+the variance term's E[σ'_j² e²] gains (c/(2p²)) E σ'_j² [(Σ'K[σ])² − Σ'K[σ]²] − (c/p) K_j[σ'²]
+(μ_j Σ'K[σ] + Σ' K_l[σ] E σ_l / p) + (c/p²) (½ K_j[σ'²] Σ'K[σ²] + K_j[σσ'²] Σ'K[σ]). These terms
+are O(1/(d − k)) and do not vanish as p grows (Σ_{j≠l} has p² terms); the next even order is
+O(1/(d − k)²). The linear activation has K = 0 (no term); at a random start odd activations have
+E σ''(λ_j | ν) odd in the student means, so Σ_l K_l[σ] cancels and the term matters once the
+students align with the teacher; for relu and square it matters from the start. Checked
+(tests/test_sgd_wide_finite_d.py): at d = 20 the d = ∞ form's risk at t = 0 is biased low by
+many standard errors over weight draws (square −8%, relu −2% of R) and the finite-d one agrees
+within them; the full flow at ±1/√(d − k) off-diagonals changes by the finite-d term to 3%; the
+full ODE's risk from drawn weights minus that from the same start with Q⊥ made diagonal is
+the finite-d term's change of the wide risk to 15% along the run (relu, d = 20), and E Z² of
+the full flow stays 1/(d − k) within 2% (erf, p = d = 50, t ≤ 30). Measured
+(``benchmarks/sgd.py wide_finite_d``): square against the exact closure of
+:mod:`twolayer.sgd.quadratic`, p = 1000, to t = 100, largest relative risk error 1.70 → 0.08 at
+d = 3, 0.33 → 0.15 at d = 20, 0.24 → 0.17 at d = 50. Against the full ODE at p = 100–150 the
+O(1/p) gap of the reduction dominates from t ≈ 1 on: the term reproduces the full ODE's own
+finite-d effect (erf at t = 10 within 5%, relu along the run within 4–27% of its largest size)
+but at d ≥ 50 it adds to a gap of the same sign (relu, largest |ΔR|/R(0) 0.9–1.2% → 1.3%;
+at d = 20 3.9% → 1.1%). The assumption is about the start: an ``init`` with diagonal Q⊥ (not
+drawn in d dimensions) wants ``finite_d=False``.
 
 Quadrature: z-moments in closed form for linear, square, relu and erf (:func:`_erf`; then
 ``n_z`` is not used), Gauss–Hermite for he1–he4 (exact), and the trapezoid rule in x-units
