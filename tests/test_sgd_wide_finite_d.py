@@ -18,16 +18,17 @@ from twolayer.sgd.wide import _CLOSED_CURV, _moments, reduced_overlaps, wide_sys
 @pytest.mark.parametrize("name", ["linear", "square", "relu", "erf"])
 def test_closed_curvatures_are_s_d_ds_of_the_closed_moments(name):
     """q E f''(X) = s ∂_s E f(m + s z) (heat equation), by central differences of the closed
-    moments: k0, k1, kh from E σ, σ', σ'², and k2q = q · s ∂_s E σ''."""
+    moments: k0, k1, kh, kw2, kkk from E σ, σ', σ'², σ², σσ'², and k2q = q · s ∂_s E σ''."""
     act = activations.get(name)
     m = np.array([[-1.2, 0.0, 0.4], [2.0, 0.3, -0.5]])
     s = np.array([0.2, 1.0, 1.7])  # one per unit (column)
     h = 1e-5
     up, down = _moments(act, m, s * (1 + h), None), _moments(act, m, s * (1 - h), None)
-    d = {f: (getattr(up, f) - getattr(down, f)) / (2 * h) for f in ("g0", "g1", "g2", "h")}
-    cu = _CLOSED_CURV[name](m, s)
+    d = {f: (getattr(up, f) - getattr(down, f)) / (2 * h)
+         for f in ("g0", "g1", "g2", "h", "w2", "kk")}
+    cu = _CLOSED_CURV[name](m, s, var=True)
     for got, want in ((cu.k0, d["g0"]), (cu.k1, d["g1"]), (cu.kh, d["h"]),
-                      (cu.k2q, s * s * d["g2"])):
+                      (cu.k2q, s * s * d["g2"]), (cu.kw2, d["w2"]), (cu.kkk, d["kk"])):
         np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
 
 
@@ -38,8 +39,7 @@ def test_erf_curvatures_in_closed_form_equal_the_quadrature_path():
     _, closed = _moments(erf, m, s, None, curv=True, var=True)
     _, quad = _moments(dataclasses.replace(erf), m, s, None, curv=True, var=True)  # trapezoid
     for field, a, b in zip(closed._fields, closed, quad, strict=True):
-        tol = 1e-8 if field in ("kw2", "kkk") else 1e-10  # those two: central differences
-        np.testing.assert_allclose(a, b, rtol=0, atol=tol, err_msg=field)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10, err_msg=field)
 
 
 def _reduced_state(seed, p, k=2):

@@ -274,21 +274,29 @@ def _curv_relu(m, s, var=False):
                  *((2.0 * s * s * special.ndtr(r), k0) if var else ()))
 
 
-_FD = 1e-5  # relative step in s of the central difference s ∂_s E f = q E f''
-
-
 def _curv_erf(m, s, var=False):
     """σ' = √(2/π) e^{−x²/2}: σ'' = −xσ', σ''' = (x² − 1)σ', σ'''' = (3x − x³)σ' and
-    (σ'²)'' = (4x² − 2)σ'², each by the Gaussian tilt of :func:`_tilt`; ``var``: those of σ² and
-    σσ'² as s ∂_s of the closed moments (central difference, relative step 1e-5)."""
+    (σ'²)'' = (4x² − 2)σ'², each by the Gaussian tilt of :func:`_tilt`. ``var``: (σ²)'' =
+    2σ'² + 2σσ'', and (σσ'²)'' = −5xσ'³ + (4x² − 2)σσ'², the last through E[Y² σ(Y)] =
+    (m² + v) Eσ + 2mv Eσ' + v² Eσ'' for the tilted Y ~ N(m, v)."""
     v = s * s
+    c = math.sqrt(2.0 / math.pi)
     k1, m1, v1 = _tilt(m, v, 1.0)
     k2, m2, v2 = _tilt(m, v, 2.0)
-    g1, h = math.sqrt(2.0 / math.pi) * k1, (2.0 / math.pi) * k2
+    g1, h = c * k1, c * c * k2
     extra = ()
     if var:
-        up, down = _erf_fused(m, s * (1.0 + _FD)), _erf_fused(m, s * (1.0 - _FD))
-        extra = ((up.w2 - down.w2) / (2.0 * _FD), (up.kk - down.kk) / (2.0 * _FD))
+        r1 = 1.0 + v1  # E σσ'' = −E σ'(X) · E[Y σ(Y)], Y ~ N(m1, v1)
+        ysy = (m1 * special.erf(m1 / np.sqrt(2.0 * r1))
+               + v1 * c * np.exp(-0.5 * m1 * m1 / r1) / np.sqrt(r1))
+        kw2 = 2.0 * v * (h - g1 * ysy)
+        k3, m3, _ = _tilt(m, v, 3.0)
+        r2 = 1.0 + v2
+        u = c * np.exp(-0.5 * m2 * m2 / r2) / np.sqrt(r2)  # E σ'(Y), Y ~ N(m2, v2)
+        e2 = special.erf(m2 / np.sqrt(2.0 * r2))  # E σ(Y)
+        y2s = (m2 * m2 + v2) * e2 + m2 * v2 * u * (2.0 - v2 / r2)  # E[Y² σ(Y)]
+        kkk = v * (-5.0 * c**3 * k3 * m3 + h * (4.0 * y2s - 2.0 * e2))
+        extra = (kw2, kkk)
     return _Curv(-v * g1 * m1, v * g1 * (m1 * m1 + v1 - 1.0),
                  v * v * g1 * m1 * (3.0 - m1 * m1 - 3.0 * v1),
                  v * h * (4.0 * (m2 * m2 + v2) - 2.0), *extra)
