@@ -115,7 +115,7 @@ from twolayer.sgd.init import Overlaps, initial_weights
 from twolayer.sgd.ode import Run, run_solver, time_grid
 from twolayer.sgd.schedule import Schedule
 
-__all__ = ["Reduced", "integrate_wide", "reduced_overlaps"]
+__all__ = ["Reduced", "integrate_wide", "reduced_overlaps", "wide_system"]
 
 _SQ2PI = math.sqrt(2.0 * math.pi)
 _L = 10.0  # half-width of the split rule: the Gaussian mass beyond 10 is below 1e-22
@@ -567,7 +567,10 @@ def integrate_wide(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     orthogonal part is dropped) or the reduced overlaps of the weights
     :func:`twolayer.sgd.simulate` draws for (p, k, d, seed, init_scale, spherical). Cost per
     right-hand side ∝ p · N_ν (· N_z for activations without closed forms); memory ∝ p·k per
-    recorded time. Returns R(t), M(t), q(t) and diag Q(t).
+    recorded time. Returns R(t), M(t), q(t) and diag Q(t). ``finite_d`` (default True) adds
+    the second-order average over the off-diagonal orthogonal overlaps, variance
+    q_j q_l/(d − k) with the parameters' d (module docstring; about 2× the cost per right-hand
+    side for erf with the variance term); False gives the d = ∞ form Q = M P⁻¹ Mᵀ + diag(q).
 
     Quadrature (None: the defaults). ``n_z``: Gauss–Hermite nodes for the z-moments; default 24
     for he1–he4 (exact) and the trapezoid rule for other smooth activations. ``n_nu``: nodes per
