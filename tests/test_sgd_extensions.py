@@ -29,7 +29,10 @@ def test_defaults_reproduce_the_committee_machine_results():
     assert r == pytest.approx(0.01367715973866811, rel=1e-12)
     # tanh: the wide path by quadrature (the erf student's moments have since become closed
     # forms, 0.0893778448869 against the former 0.0893778450312: 1.6e-9 apart)
-    r = ode("tanh", "erf", p=80, k=1, d=200, t_max=1.0, reduction="wide")["risk"].values[-1]
+    # (finite_d=False: the wide ODE's former d = ∞ form; its default now adds the O(1/(d − k))
+    # average over the off-diagonal orthogonal overlaps)
+    r = ode("tanh", "erf", p=80, k=1, d=200, t_max=1.0, reduction="wide",
+            finite_d=False)["risk"].values[-1]
     assert r == pytest.approx(0.08226314511061546, rel=1e-12)
     sim = simulate("erf", "erf", p=2, k=1, d=100, t_max=1.0, seeds=2, noise=0.1)
     np.testing.assert_allclose(sim["risk"].values[:, -1], [0.14626459648465803,

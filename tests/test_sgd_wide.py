@@ -106,14 +106,15 @@ def test_reduced_variance_term_vs_monte_carlo(student, teacher):
 
 
 def test_gap_to_the_full_ode_shrinks_like_one_over_p():
-    """Both ODEs from the same Q = M P⁻¹ Mᵀ + diag(q): the reduction drops the off-diagonal
-    Q⊥ that the full flow creates at rate O(1/p), so the risk gap × p is the same at p = 16, 32."""
+    """Both ODEs from the same Q = M P⁻¹ Mᵀ + diag(q) (the wide ODE's d = ∞ form): the reduction
+    drops the off-diagonal Q⊥ that the full flow creates at rate O(1/p), so the risk gap × p is
+    the same at p = 16, 32."""
     scaled = {}
     for p in (16, 32):
         r = reduced_overlaps(*initial_weights(p, 1, 2000, 0, 1.0))
         full_start = Overlaps(r.M @ np.linalg.inv(r.P) @ r.M.T + np.diag(r.q), r.M, r.P)
         full = ode("erf", "erf", init=full_start, gamma=0.5, noise=0.01, t_max=8.0)
-        wide = ode_wide("erf", "erf", init=r, gamma=0.5, noise=0.01, t_max=8.0)
+        wide = ode_wide("erf", "erf", init=r, gamma=0.5, noise=0.01, t_max=8.0, finite_d=False)
         assert wide.risk.values[0] == pytest.approx(full.risk.values[0], rel=1e-8)
         scaled[p] = p * np.abs(wide.risk.values - full.risk.values)[[20, 40, -1]]  # t = .1, 1, 8
     np.testing.assert_allclose(scaled[32], scaled[16], rtol=0.2)
@@ -140,7 +141,8 @@ def test_spherical_wide_keeps_unit_norms_and_approaches_the_full_spherical_ode()
     for p in (16, 32):
         r = reduced_overlaps(*initial_weights(p, 1, 2000, 0, 1.0, spherical=True))
         start = Overlaps(r.M @ np.linalg.inv(r.P) @ r.M.T + np.diag(r.q), r.M, r.P)
-        wide = ode_wide("erf", "erf", init=r, gamma=0.5, t_max=2.0, spherical=True)
+        wide = ode_wide("erf", "erf", init=r, gamma=0.5, t_max=2.0, spherical=True,
+                        finite_d=False)  # the full start has Q⊥ diagonal
         full = ode("erf", "erf", init=start, gamma=0.5, t_max=2.0, spherical=True)
         np.testing.assert_allclose(wide.Q_diag.values, 1.0, atol=1e-6)
         gaps[p] = p * abs(wide.risk.values[-1] - full.risk.values[-1])

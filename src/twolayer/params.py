@@ -602,6 +602,11 @@ class SgdOde(_Sgd):
     n_z: int | None = _doc("wide reduction: Gauss–Hermite nodes of the z-moments where they "
                            "are not closed (closed: linear, square, relu, erf; default: a "
                            "trapezoid rule)", default=None, ge=2)
+    finite_d: bool = _doc(
+        "wide reduction: average over the off-diagonal orthogonal overlaps Q⊥_jl, random "
+        "with variance q_j q_l/(d − k) as for weights drawn in d dimensions (to second order, "
+        "O(1/(d − k)) in the risk and the flow); off: the d = ∞ form Q = M P⁻¹ Mᵀ + diag(q)",
+        default=True)
 
 
 class SgdSimulate(_Sgd):

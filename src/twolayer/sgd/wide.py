@@ -8,8 +8,8 @@ Eq. 26,
 
     Q = M P⁻¹ Mᵀ + diag(q),
 
-whose error is O(1/√p + 1/√d) (their Lemma 4 and Theorem 5); the finite-d form with random
-off-diagonal overlaps (Eq. 23) is not implemented. The paper's reduced ODE (Eq. 28) is derived
+whose error is O(1/√p + 1/√d) (their Lemma 4 and Theorem 5), plus, by default, the finite-d
+term below (``finite_d``; off: exactly this d = ∞ form). The paper's reduced ODE (Eq. 28) is derived
 from gradient flow (γ/p ≪ 1); the (γ/p) variance term below, and the spherical variant, are this
 package's extensions of it, as are mini-batches (the variance term × 1/b), weight decay
 (−ω M, −2ω q) and learning-rate schedules (drift × g(t), variance × g(t)²); a trained second
@@ -30,6 +30,47 @@ the 1/p self-terms. What the reduction drops is the off-diagonal orthogonal over
 Q⊥_jl (j ≠ l): O(1/√d) at a random start, generated at rate O(1/p + γ/p²) per pair by the full
 flow. Its effect on each unit is O(1/p + γ/p + 1/√(pd)), so the reduction is the exact limit
 p → ∞ with γ/p → 0 (mean-field) and d ≫ 1, and a controlled approximation at large finite p.
+
+Finite d (``finite_d=True``, the default). The orthogonal parts of p students live in d − k
+dimensions: for weights drawn i.i.d. (or on the sphere) Q⊥_jl = √(q_j q_l) Z_jl with Z_jl the
+cosine of two independent uniform directions of R^(d−k), so E Z = 0 and E Z² = 1/(d − k) exactly
+(E Z⁴ = 3/((d − k)(d − k + 2))). The authors' reference code (IdePHICS/DimensionlessDynamicsSGD,
+its large-p ODEs with ``offdiagonal=True``) keeps this form along the flow and averages over
+Z: in closed form for the square activation (their risk and q-flow gain terms ∝ q_j Σ_{l≠j} q_l
+/(d − k)), by quadrature over the law of Z for erf. Here the average is taken to second order,
+for any activation, through the Hermite (Mehler) expansion of a pair given ν,
+
+    E[f(λ_j) g(λ_l) | ν] = Σ_n (Q⊥_jl)^n / n! · E_z f^(n)(λ_j) · E_z g^(n)(λ_l),
+
+whose n = 1 term averages to zero and whose n = 2 term gives (1/(2(d − k))) K_j[f] K_l[g], with
+the curvature K[f] = q E_z f''(λ) = E_z[f(λ)(z² − 1)] (``_Curv``: closed forms for linear,
+square, relu and erf, else the z-rule). With c = 1/(d − k) and Σ' the sum over l ≠ j:
+
+    R   += (c/(4p²)) E_ν[(Σ_l K_l[σ])² − Σ_l K_l[σ]²]
+    dM_jr += −(c/(2p)) E_ν[ν_r K_j[σ'] Σ'K_l[σ]]
+    dq_j  += −(c/p) E_ν[(q_j K_j[σ''] + 2 K_j[σ]) Σ'K_l[σ]]
+
+(the dq term: Stein's lemma in z_j now also differentiates the units correlated with j), and
+the variance term's E[σ'_j² e²] gains (c/(2p²)) E σ'_j² [(Σ'K[σ])² − Σ'K[σ]²] − (c/p) K_j[σ'²]
+(μ_j Σ'K[σ] + Σ' K_l[σ] E σ_l / p) + (c/p²) (½ K_j[σ'²] Σ'K[σ²] + K_j[σσ'²] Σ'K[σ]). These terms
+are O(1/(d − k)) and do not vanish as p grows (Σ_{j≠l} has p² terms); the next even order is
+O(1/(d − k)²). The linear activation has K = 0 (no term); at a random start odd activations have
+E σ''(λ_j | ν) odd in the student means, so Σ_l K_l[σ] cancels and the term matters once the
+students align with the teacher; for relu and square it matters from the start. Checked
+(tests/test_sgd_wide_finite_d.py): at d = 20 the d = ∞ form's risk at t = 0 is biased low by
+many standard errors over weight draws (square −8%, relu −2% of R) and the finite-d one agrees
+within them; the full flow at ±1/√(d − k) off-diagonals changes by the finite-d term to 3%; the
+full ODE's risk from drawn weights minus that from the same start with Q⊥ made diagonal is
+the finite-d term's change of the wide risk to 15% along the run (relu, d = 20), and E Z² of
+the full flow stays 1/(d − k) within 2% (erf, p = d = 50, t ≤ 30). Measured
+(``benchmarks/sgd.py wide_finite_d``): square against the exact closure of
+:mod:`twolayer.sgd.quadratic`, p = 1000, to t = 100, largest relative risk error 1.70 → 0.08 at
+d = 3, 0.33 → 0.15 at d = 20, 0.24 → 0.17 at d = 50. Against the full ODE at p = 100–150 the
+O(1/p) gap of the reduction dominates from t ≈ 1 on: the term reproduces the full ODE's own
+finite-d effect (erf at t = 10 within 5%, relu along the run within 4–27% of its largest size)
+but at d ≥ 50 it adds to a gap of the same sign (relu, largest |ΔR|/R(0) 0.9–1.2% → 1.3%;
+at d = 20 3.9% → 1.1%). The assumption is about the start: an ``init`` with diagonal Q⊥ (not
+drawn in d dimensions) wants ``finite_d=False``.
 
 Quadrature: z-moments in closed form for linear, square, relu and erf (:func:`_erf`; then
 ``n_z`` is not used), Gauss–Hermite for he1–he4 (exact), and the trapezoid rule in x-units
@@ -74,7 +115,7 @@ from twolayer.sgd.init import Overlaps, initial_weights
 from twolayer.sgd.ode import Run, run_solver, time_grid
 from twolayer.sgd.schedule import Schedule
 
-__all__ = ["Reduced", "integrate_wide", "reduced_overlaps"]
+__all__ = ["Reduced", "integrate_wide", "reduced_overlaps", "wide_system"]
 
 _SQ2PI = math.sqrt(2.0 * math.pi)
 _L = 10.0  # half-width of the split rule: the Gaussian mass beyond 10 is below 1e-22
@@ -195,12 +236,85 @@ def _closed_moments(act: Activation):
     return _CLOSED_MOMENTS.get(act.closed_form)
 
 
-def _moments(act: Activation, m: np.ndarray, s: np.ndarray, n_z: int | None) -> _Moments:
+class _Curv(NamedTuple):
+    """Curvatures q·∂²_m E_z[f(m + √q z)] = q E f''(X) = E[f(X)(z² − 1)] of f = σ (``k0``),
+    σ' (``k1``) and σ'² (``kh``), and ``k2q`` = q² E σ''''(X): the one-unit factors of the
+    second-order term of the Hermite expansion in the off-diagonal orthogonal overlaps; for the
+    variance term also those of σ² (``kw2``) and σσ'² (``kkk``) (None when not asked for)."""
+
+    k0: np.ndarray
+    k1: np.ndarray
+    k2q: np.ndarray
+    kh: np.ndarray
+    kw2: np.ndarray | None = None
+    kkk: np.ndarray | None = None
+
+
+def _curv_linear(m, s, var=False):
+    zero = np.zeros_like(m)
+    return _Curv(zero, zero, zero, zero, *((2.0 * s * s + zero, zero) if var else ()))
+
+
+def _curv_square(m, s, var=False):
+    q, zero = s * s, np.zeros_like(m)
+    x2 = m * m + q
+    # σ'' = 2, (σ'²)'' = 8, (σ²)'' = 12x², (σσ'²)'' = 48x²
+    return _Curv(2.0 * q + zero, zero, zero, 8.0 * q + zero,
+                 *((12.0 * q * x2, 48.0 * q * x2) if var else ()))
+
+
+def _curv_relu(m, s, var=False):
+    """σ'' = δ, σ''' = δ', σ'''' = δ'', (σ'²)'' = δ', (σ²)'' = 2θ, (σσ'²)'' = δ: with r = m/s,
+    q E δ(X) = s φ(r), q E δ'(X) = −r φ(r), q² E δ''(X) = s (r² − 1) φ(r)."""
+    s = np.maximum(s, 1e-150)
+    r = m / s
+    pdf = np.exp(-0.5 * r * r) / _SQ2PI
+    k0, k1 = s * pdf, -r * pdf
+    return _Curv(k0, k1, s * (r * r - 1.0) * pdf, k1,
+                 *((2.0 * s * s * special.ndtr(r), k0) if var else ()))
+
+
+def _curv_erf(m, s, var=False):
+    """σ' = √(2/π) e^{−x²/2}: σ'' = −xσ', σ''' = (x² − 1)σ', σ'''' = (3x − x³)σ' and
+    (σ'²)'' = (4x² − 2)σ'², each by the Gaussian tilt of :func:`_tilt`. ``var``: (σ²)'' =
+    2σ'² + 2σσ'', and (σσ'²)'' = −5xσ'³ + (4x² − 2)σσ'², the last through E[Y² σ(Y)] =
+    (m² + v) Eσ + 2mv Eσ' + v² Eσ'' for the tilted Y ~ N(m, v)."""
+    v = s * s
+    c = math.sqrt(2.0 / math.pi)
+    k1, m1, v1 = _tilt(m, v, 1.0)
+    k2, m2, v2 = _tilt(m, v, 2.0)
+    g1, h = c * k1, c * c * k2
+    extra = ()
+    if var:
+        r1 = 1.0 + v1  # E σσ'' = −E σ'(X) · E[Y σ(Y)], Y ~ N(m1, v1)
+        ysy = (m1 * special.erf(m1 / np.sqrt(2.0 * r1))
+               + v1 * c * np.exp(-0.5 * m1 * m1 / r1) / np.sqrt(r1))
+        kw2 = 2.0 * v * (h - g1 * ysy)
+        k3, m3, _ = _tilt(m, v, 3.0)
+        r2 = 1.0 + v2
+        u = c * np.exp(-0.5 * m2 * m2 / r2) / np.sqrt(r2)  # E σ'(Y), Y ~ N(m2, v2)
+        e2 = special.erf(m2 / np.sqrt(2.0 * r2))  # E σ(Y)
+        y2s = (m2 * m2 + v2) * e2 + m2 * v2 * u * (2.0 - v2 / r2)  # E[Y² σ(Y)]
+        kkk = v * (-5.0 * c**3 * k3 * m3 + h * (4.0 * y2s - 2.0 * e2))
+        extra = (kw2, kkk)
+    return _Curv(-v * g1 * m1, v * g1 * (m1 * m1 + v1 - 1.0),
+                 v * v * g1 * m1 * (3.0 - m1 * m1 - 3.0 * v1),
+                 v * h * (4.0 * (m2 * m2 + v2) - 2.0), *extra)
+
+
+_CLOSED_CURV = {"linear": _curv_linear, "square": _curv_square, "relu": _curv_relu,
+                "erf": _curv_erf}
+
+
+def _moments(act: Activation, m: np.ndarray, s: np.ndarray, n_z: int | None,
+             curv: bool = False, var: bool = False):
     """Moments of X = m + s z at every (ν-node, unit): closed forms, else Gauss–Hermite with
-    ``n_z`` nodes, or (``n_z`` None) the trapezoid rule spaced for the largest s."""
+    ``n_z`` nodes, or (``n_z`` None) the trapezoid rule spaced for the largest s. ``curv``:
+    (moments, :class:`_Curv`), with ``var`` its fields for the variance term too."""
     closed = _closed_moments(act)
     if closed is not None:
-        return closed(m, s)
+        mo = closed(m, s)
+        return (mo, _CLOSED_CURV[act.closed_form](m, s, var)) if curv else mo
     if act.kinks:
         raise ModelAssumptionError(
             f"the large-width ODE has no rule for the kinked activation {act.name!r}"
@@ -209,8 +323,13 @@ def _moments(act: Activation, m: np.ndarray, s: np.ndarray, n_z: int | None) -> 
     x = m[..., None] + s[..., None] * z
     f, f1, f2 = act.fn(x), act.deriv(x), act.deriv2(x)
     f1sq = f1 * f1
-    return _Moments(*(a @ w for a in (f, f1, f2, f1sq, f * f1, f * f2, f * f1sq,
-                                      f * f * f1sq, f * f)))
+    mo = _Moments(*(a @ w for a in (f, f1, f2, f1sq, f * f1, f * f2, f * f1sq,
+                                    f * f * f1sq, f * f)))
+    if not curv:
+        return mo
+    he2 = (z * z - 1.0) * w  # E[f(X)(z² − 1)] = q E f''(X) (Stein's lemma twice)
+    extra = ((f * f) @ he2, (f * f1sq) @ he2) if var else ()
+    return mo, _Curv(f @ he2, f1 @ he2, s * s * (f2 @ he2), f1sq @ he2, *extra)
 
 
 @cache
@@ -294,8 +413,11 @@ class _WideSystem:
     def __init__(self, student: Activation, teacher: Activation, P, p: int, gamma: float,
                  noise: float, variance: bool, spherical: bool, n_nu: int | None,
                  n_z: int | None, batch: int = 1, decay: float = 0.0,
-                 schedule: Schedule | None = None):
+                 schedule: Schedule | None = None, d: float = math.inf):
         self.student, self.teacher, self.p, self.k, self.n_z = student, teacher, p, P.shape[0], n_z
+        self.n_nu = n_nu
+        # E[(Q⊥_jl)²] = q_j q_l / (d − k) for j ≠ l (0: the d = ∞ form, Q⊥ diagonal)
+        self.inv_n = 1.0 / (d - self.k) if d > self.k else 0.0
         self.P_inv = np.linalg.inv(P)
         self.chol = np.linalg.cholesky(P)
         self.fixed = None if n_nu is None else self._with_ystar(*_nu_rule(P, n_nu,
@@ -335,24 +457,40 @@ class _WideSystem:
         """(N, p): E[λ_j | ν] at the nodes."""
         return nodes @ (M @ self.P_inv).T
 
-    def moments(self, M, q, nodes):
+    def moments(self, M, q, nodes, curv: bool = False):
         s = np.sqrt(np.maximum(q, 0.0))
-        return _moments(self.student, self.means(M, nodes), s, self.n_z)
+        return _moments(self.student, self.means(M, nodes), s, self.n_z, curv,
+                        curv and bool(self.var_coef))
 
     def rhs(self, t, y):
         M, q = self.unpack(y)
         nodes, w, ystar = self.rule(M)
-        p, mo = self.p, self.moments(M, q, nodes)
+        p, c = self.p, self.inv_n
+        mo, cu = self.moments(M, q, nodes, curv=True) if c else (self.moments(M, q, nodes), None)
         # arrays (N, p): ν-node n, unit j
         mu = (ystar - mo.g0.mean(axis=1))[:, None] + mo.g0 / p  # E[e | ν] without unit j
-        dM = ((mu * mo.g1 - mo.c1 / p) * w[:, None]).T @ nodes
-        dq = 2.0 * q * (w @ (mu * mo.g2 - (mo.c2 + mo.h) / p))
+        drift_m = mu * mo.g1 - mo.c1 / p
+        drift_q = mu * mo.g2 - (mo.c2 + mo.h) / p
+        if c:  # the off-diagonal Q⊥ averaged to second order (module docstring)
+            others = cu.k0.sum(axis=1)[:, None] - cu.k0  # Σ_{l≠j} K_l
+            drift_m = drift_m - (0.5 * c / p) * cu.k1 * others
+        dM = (drift_m * w[:, None]).T @ nodes
+        dq = 2.0 * q * (w @ drift_q)
+        if c:
+            dq = dq - (c / p) * (w @ (others * (cu.k2q + 2.0 * cu.k0)))
         g = 1.0 if self.schedule is None else self.schedule.factor(t)
         if self.var_coef:
             vz = mo.w2 - mo.g0**2  # Var_z σ(λ_l | ν)
             var = (vz.sum(axis=1)[:, None] - vz) / p**2
-            dq = dq + self.var_coef * g * (
-                w @ ((mu * mu + var + self.noise) * mo.h - 2.0 * mu * mo.kk / p + mo.ll / p**2))
+            second = (mu * mu + var + self.noise) * mo.h - 2.0 * mu * mo.kk / p + mo.ll / p**2
+            if c:
+                k0sq, k0g0 = cu.k0**2, cu.k0 * mo.g0
+                cov = (others**2 - (k0sq.sum(axis=1)[:, None] - k0sq)) * (0.5 * c / p**2)
+                cross = mu * others + (k0g0.sum(axis=1)[:, None] - k0g0) / p
+                kw2 = cu.kw2.sum(axis=1)[:, None] - cu.kw2  # Σ_{l≠j} K[σ²]_l
+                second = second + cov * mo.h - (c / p) * cu.kh * cross + (c / p**2) * (
+                    0.5 * cu.kh * kw2 + cu.kkk * others)
+            dq = dq + self.var_coef * g * (w @ second)
         if self.decay:  # q = Q_jj − M_j P⁻¹ M_jᵀ decays as Q: −2ω q
             dM = dM - self.decay * M
             dq = dq - 2.0 * self.decay * q
@@ -365,14 +503,23 @@ class _WideSystem:
 
     def risk(self, M, q) -> float:
         nodes, w, ystar = self.rule(M)
+        k0 = None
         if self.student.closed_form == "erf":  # only E σ and E σ² are needed
-            g0, w2 = _erf_mean(self.means(M, nodes), np.maximum(q, 0.0))
+            means = self.means(M, nodes)
+            g0, w2 = _erf_mean(means, np.maximum(q, 0.0))
+            if self.inv_n:
+                k0 = _curv_erf(means, np.sqrt(np.maximum(q, 0.0))).k0
+        elif self.inv_n:
+            mo, cu = self.moments(M, q, nodes, curv=True)
+            g0, w2, k0 = mo.g0, mo.w2, cu.k0
         else:
             mo = self.moments(M, q, nodes)
             g0, w2 = mo.g0, mo.w2
         F = g0.mean(axis=1)
-        spread = (w2 - g0**2).sum(axis=1) / self.p**2
-        return 0.5 * float(((ystar - F) ** 2 + spread) @ w)
+        spread = (w2 - g0**2).sum(axis=1)
+        if k0 is not None:  # Σ_{j≠l} Cov(σ_j, σ_l | ν) averaged over Q⊥_jl
+            spread = spread + 0.5 * self.inv_n * (k0.sum(axis=1) ** 2 - (k0**2).sum(axis=1))
+        return 0.5 * float(((ystar - F) ** 2 + spread / self.p**2) @ w)
 
 
 def _nodes_per_axis(k: int, n_nu: int | None, low_degree: bool) -> int:
@@ -383,33 +530,11 @@ def _nodes_per_axis(k: int, n_nu: int | None, low_degree: bool) -> int:
     return {1: 48, 2: 20, 3: 12}.get(k, 8)
 
 
-def integrate_wide(prm: SgdOde) -> tuple[xr.Dataset, Run]:
-    """The large-width reduced ODE (``twolayer.sgd.ode(..., reduction="wide")``).
-
-    Same conventions as the full ODE (t = ν·γ/(p·d), variance term (γ/p)·E[e²σ'σ'] with label
-    noise Δ). The start is ``init`` (reduced overlaps, or full overlaps whose off-diagonal
-    orthogonal part is dropped) or the reduced overlaps of the weights
-    :func:`twolayer.sgd.simulate` draws for (p, k, d, seed, init_scale, spherical). Cost per
-    right-hand side ∝ p · N_ν (· N_z for activations without closed forms); memory ∝ p·k per
-    recorded time. Returns R(t), M(t), q(t) and diag Q(t).
-
-    Quadrature (None: the defaults). ``n_z``: Gauss–Hermite nodes for the z-moments; default 24
-    for he1–he4 (exact) and the trapezoid rule for other smooth activations. ``n_nu``: nodes per
-    ν-axis of Gauss–Hermite, or of Gauss–Legendre for a relu teacher; default 8 (exact) when both
-    activations are linear or square, 48, 20, 12, 8 for k = 1, 2, 3, ≥ 4 for other polynomials
-    and a relu teacher, and otherwise the trapezoid rule: N_ν ≈ (14 s/h_x)^k nodes times the
-    ball's share of the cube (0.79 at k = 2, 0.52 at k = 3), h_x = 0.35 for k ≤ 2 and 0.5 above,
-    s the largest teacher or student field scale in the span. Explicit ``n_nu``/``n_z`` select
-    Gauss–Hermite, which is off by 0.1% to 40% for tanh at diag Q ≈ 2–8 with the former
-    defaults (20, 24 at k = 2), but 4–13× cheaper at k = 2–3.
-    """
-    if prm.gamma_a > 0:
-        raise ParameterError("the wide reduction has no trained second layer (gamma_a > 0); "
-                             "use reduction='full' (--reduction full)")
-    init = prm.overlaps()
+def wide_system(prm: SgdOde, init: Reduced | Overlaps | None = None):
+    """(system, M0, q0, P): the reduced flow :func:`integrate_wide` integrates for ``prm``, with
+    its quadrature defaults, and its start (``init``, else ``prm``'s)."""
+    init = prm.overlaps() if init is None else init
     n_z, n_nu = prm.n_z, prm.n_nu
-    solver = "RK45" if prm.solver == "auto" else prm.solver
-    rtol = 1e-7 if prm.rtol is None else prm.rtol
     if init is None:
         if prm.d <= prm.k:
             raise ParameterError(f"d = {prm.d} must exceed k = {prm.k}")
@@ -427,9 +552,44 @@ def integrate_wide(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     if n_z is None and s.polynomial:
         n_z = 24
     system = _WideSystem(s, t, P, p, prm.gamma, prm.noise, prm.variance, prm.spherical, n_nu,
-                         n_z, prm.batch, prm.weight_decay, Schedule.of(prm))
+                         n_z, prm.batch, prm.weight_decay, Schedule.of(prm),
+                         prm.d if prm.finite_d else math.inf)
     if prm.spherical and not np.allclose(q0 + system.in_span(M0), 1.0, atol=1e-8):
         raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
+    return system, M0, q0, P
+
+
+def integrate_wide(prm: SgdOde) -> tuple[xr.Dataset, Run]:
+    """The large-width reduced ODE (``twolayer.sgd.ode(..., reduction="wide")``).
+
+    Same conventions as the full ODE (t = ν·γ/(p·d), variance term (γ/p)·E[e²σ'σ'] with label
+    noise Δ). The start is ``init`` (reduced overlaps, or full overlaps whose off-diagonal
+    orthogonal part is dropped) or the reduced overlaps of the weights
+    :func:`twolayer.sgd.simulate` draws for (p, k, d, seed, init_scale, spherical). Cost per
+    right-hand side ∝ p · N_ν (· N_z for activations without closed forms); memory ∝ p·k per
+    recorded time. Returns R(t), M(t), q(t) and diag Q(t). ``finite_d`` (default True) adds
+    the second-order average over the off-diagonal orthogonal overlaps, variance
+    q_j q_l/(d − k) with the parameters' d (module docstring; about 2× the cost per right-hand
+    side for erf with the variance term); False gives the d = ∞ form Q = M P⁻¹ Mᵀ + diag(q).
+
+    Quadrature (None: the defaults). ``n_z``: Gauss–Hermite nodes for the z-moments; default 24
+    for he1–he4 (exact) and the trapezoid rule for other smooth activations. ``n_nu``: nodes per
+    ν-axis of Gauss–Hermite, or of Gauss–Legendre for a relu teacher; default 8 (exact) when both
+    activations are linear or square, 48, 20, 12, 8 for k = 1, 2, 3, ≥ 4 for other polynomials
+    and a relu teacher, and otherwise the trapezoid rule: N_ν ≈ (14 s/h_x)^k nodes times the
+    ball's share of the cube (0.79 at k = 2, 0.52 at k = 3), h_x = 0.35 for k ≤ 2 and 0.5 above,
+    s the largest teacher or student field scale in the span. Explicit ``n_nu``/``n_z`` select
+    Gauss–Hermite, which is off by 0.1% to 40% for tanh at diag Q ≈ 2–8 with the former
+    defaults (20, 24 at k = 2), but 4–13× cheaper at k = 2–3.
+    """
+    if prm.gamma_a > 0:
+        raise ParameterError("the wide reduction has no trained second layer (gamma_a > 0); "
+                             "use reduction='full' (--reduction full)")
+    solver = "RK45" if prm.solver == "auto" else prm.solver
+    rtol = 1e-7 if prm.rtol is None else prm.rtol
+    system, M0, q0, P = wide_system(prm)
+    p, k = M0.shape
+    n_nu, n_z = system.n_nu, system.n_z
     t_eval = time_grid(prm.t_max, prm.per_decade)
     run = run_solver(system.rhs, system.pack(M0, q0), t_eval, prm, solver, rtol)
     risk = np.full(t_eval.size, np.nan)
