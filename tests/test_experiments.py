@@ -137,6 +137,8 @@ def _changed(name, value):
         return "gaussian"
     if name == "eta_exponent":  # None: the giant step
         return 0.3
+    if name == "finite_d":  # None: on below d = 1000
+        return False
     if isinstance(value, list):
         return [*value, value[-1] + 1.0]
     if isinstance(value, int):

@@ -45,6 +45,7 @@ ODE_SOLVERS = ("auto", "BDF", "LSODA", "RK45", "DOP853", "Radau", "euler")
 REDUCTIONS = ("auto", "full", "wide", "quadratic")
 SCHEDULES = ("constant", "power", "steps")
 MAX_GRID = 100_000  # values in one list parameter (alpha, lam)
+FINITE_D_BELOW = 1000  # the wide reduction's finite-d term by default below this d
 
 
 def _doc(text: str, **bounds) -> Any:
@@ -602,11 +603,18 @@ class SgdOde(_Sgd):
     n_z: int | None = _doc("wide reduction: Gauss–Hermite nodes of the z-moments where they "
                            "are not closed (closed: linear, square, relu, erf; default: a "
                            "trapezoid rule)", default=None, ge=2)
-    finite_d: bool = _doc(
+    finite_d: bool | None = _doc(
         "wide reduction: average over the off-diagonal orthogonal overlaps Q⊥_jl, random "
         "with variance q_j q_l/(d − k) as for weights drawn in d dimensions (to second order, "
-        "O(1/(d − k)) in the risk and the flow); off: the d = ∞ form Q = M P⁻¹ Mᵀ + diag(q)",
-        default=True)
+        "O(1/(d − k)) in the risk and the flow); off: the d = ∞ form Q = M P⁻¹ Mᵀ + diag(q); "
+        f"unset: on below d = {FINITE_D_BELOW}", default=None)
+
+    @property
+    def finite_d_on(self) -> bool:
+        """Whether the wide reduction takes the finite-d term: ``finite_d``, or where unset
+        d < FINITE_D_BELOW (above, the term is under 1e-3 of the risk, inside the reduction's
+        own O(1/√d + 1/p) error, and it doubles the cost of an erf right-hand side)."""
+        return self.d < FINITE_D_BELOW if self.finite_d is None else self.finite_d
 
 
 class SgdSimulate(_Sgd):

@@ -8,12 +8,12 @@ Eq. 26,
 
     Q = M P⁻¹ Mᵀ + diag(q),
 
-whose error is O(1/√p + 1/√d) (their Lemma 4 and Theorem 5), plus, by default, the finite-d
-term below (``finite_d``; off: exactly this d = ∞ form). The paper's reduced ODE (Eq. 28) is derived
-from gradient flow (γ/p ≪ 1); the (γ/p) variance term below, and the spherical variant, are this
-package's extensions of it, as are mini-batches (the variance term × 1/b), weight decay
-(−ω M, −2ω q) and learning-rate schedules (drift × g(t), variance × g(t)²); a trained second
-layer is not reduced (ParameterError: use the full ODE).
+whose error is O(1/√p + 1/√d) (their Lemma 4 and Theorem 5), plus the finite-d term below
+(``finite_d``, by default below d = 1000; off: exactly this d = ∞ form). The paper's reduced ODE
+(Eq. 28) is derived from gradient flow (γ/p ≪ 1); the (γ/p) variance term below, and the
+spherical variant, are this package's extensions of it, as are mini-batches (the variance term ×
+1/b), weight decay (−ω M, −2ω q) and learning-rate schedules (drift × g(t), variance × g(t)²); a
+trained second layer is not reduced (ParameterError: use the full ODE).
 
 Given ν the units are then independent, and every expectation of the full ODE becomes a
 k-dimensional integral over ν of one-unit Gaussian moments in z. With e = y* − ŷ, F(ν) = E[ŷ | ν],
@@ -31,7 +31,7 @@ Q⊥_jl (j ≠ l): O(1/√d) at a random start, generated at rate O(1/p + γ/p²
 flow. Its effect on each unit is O(1/p + γ/p + 1/√(pd)), so the reduction is the exact limit
 p → ∞ with γ/p → 0 (mean-field) and d ≫ 1, and a controlled approximation at large finite p.
 
-Finite d (``finite_d=True``, the default). The orthogonal parts of p students live in d − k
+Finite d (``finite_d``: by default below d = 1000). The orthogonal parts of p students live in d − k
 dimensions: for weights drawn i.i.d. (or on the sphere) Q⊥_jl = √(q_j q_l) Z_jl with Z_jl the
 cosine of two independent uniform directions of R^(d−k), so E Z = 0 and E Z² = 1/(d − k) exactly
 (E Z⁴ = 3/((d − k)(d − k + 2))). The authors' reference code (IdePHICS/DimensionlessDynamicsSGD,
@@ -553,7 +553,7 @@ def wide_system(prm: SgdOde, init: Reduced | Overlaps | None = None):
         n_z = 24
     system = _WideSystem(s, t, P, p, prm.gamma, prm.noise, prm.variance, prm.spherical, n_nu,
                          n_z, prm.batch, prm.weight_decay, Schedule.of(prm),
-                         prm.d if prm.finite_d else math.inf)
+                         prm.d if prm.finite_d_on else math.inf)
     if prm.spherical and not np.allclose(q0 + system.in_span(M0), 1.0, atol=1e-8):
         raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
     return system, M0, q0, P
@@ -567,10 +567,11 @@ def integrate_wide(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     orthogonal part is dropped) or the reduced overlaps of the weights
     :func:`twolayer.sgd.simulate` draws for (p, k, d, seed, init_scale, spherical). Cost per
     right-hand side ∝ p · N_ν (· N_z for activations without closed forms); memory ∝ p·k per
-    recorded time. Returns R(t), M(t), q(t) and diag Q(t). ``finite_d`` (default True) adds
-    the second-order average over the off-diagonal orthogonal overlaps, variance
+    recorded time. Returns R(t), M(t), q(t) and diag Q(t). ``finite_d`` (default: d < 1000)
+    adds the second-order average over the off-diagonal orthogonal overlaps, variance
     q_j q_l/(d − k) with the parameters' d (module docstring; about 2× the cost per right-hand
     side for erf with the variance term); False gives the d = ∞ form Q = M P⁻¹ Mᵀ + diag(q).
+    The attribute ``finite_d`` says which was used.
 
     Quadrature (None: the defaults). ``n_z``: Gauss–Hermite nodes for the z-moments; default 24
     for he1–he4 (exact) and the trapezoid rule for other smooth activations. ``n_nu``: nodes per
@@ -603,5 +604,6 @@ def integrate_wide(prm: SgdOde) -> tuple[xr.Dataset, Run]:
         {"risk": ("t", risk), "M": (("t", "j", "r"), Ms), "q": (("t", "j"), qs),
          "Q_diag": (("t", "j"), Q_diag), "P": (("r", "s"), P)},
         coords={"t": t_eval}, attrs={"n_nu": -1 if n_nu is None else n_nu,
-                                     "n_z": -1 if n_z is None else n_z})
+                                     "n_z": -1 if n_z is None else n_z,
+                                     "finite_d": int(prm.finite_d_on)})
     return ds, run
