@@ -2,6 +2,7 @@
 E[(Q⊥_jl)²] = q_j q_l/(d − k), averaged to second order (``finite_d``, on by default)."""
 
 import dataclasses
+import json
 import warnings
 
 import numpy as np
@@ -193,3 +194,24 @@ def test_square_wide_ode_approaches_the_exact_closure_at_small_d():
                     assert abs(wide.risk.values[0] / exact[0] - 1) < 1e-2  # one draw
     assert worst[3, False] > 0.3 and worst[3, True] < 0.1, worst
     assert worst[20, True] < 0.6 * worst[20, False], worst
+
+
+def test_finite_d_default_is_on_below_d_1000_and_the_cli_switches_it(capsys):
+    """Unset: the term below d = 1000 (where it was measured to help), the d = ∞ form above;
+    --finite-d/--no-finite-d choose; the result says which ran."""
+    from tests.helpers import run
+
+    kw = dict(p=80, k=1, reduction="wide", t_max=1.0, per_decade=2, variance=False)
+    on, off = ode("relu", "relu", d=120, **kw), ode("relu", "relu", d=120, finite_d=False, **kw)
+    assert on.attrs["finite_d"] == 1 and off.attrs["finite_d"] == 0
+    assert on.risk.values[0] > off.risk.values[0]  # the Σ_{j≠l} covariance the d = ∞ form drops
+    assert ode("relu", "relu", d=1200, **kw).attrs["finite_d"] == 0
+    risks = {}
+    for flag in ("--finite-d", "--no-finite-d"):
+        code, out, _ = run(capsys, ["sgd", "ode", "--student", "relu", "--teacher", "relu",
+                                    "--p", "80", "--k", "1", "--d", "120", "--reduction", "wide",
+                                    "--t-max", "1", "--no-variance", "--json", flag])
+        assert code == 0
+        risks[flag] = json.loads(out)["risk"][0]
+    assert risks["--finite-d"] == pytest.approx(float(on.risk.values[0]), rel=1e-9)
+    assert risks["--no-finite-d"] == pytest.approx(float(off.risk.values[0]), rel=1e-9)

@@ -130,8 +130,10 @@ def _option(cls, name: str) -> inspect.Parameter:
     ann, default, doc = field.annotation, field.get_default(call_default_factory=True), \
         cls.doc(name)
     args = get_args(ann)
-    if ann is bool:
-        typ, opt = bool, typer.Option(f"{flag}/--no-{name.replace('_', '-')}", help=doc)
+    if ann is bool or (get_origin(ann) in (Union, type(int | None)) and set(args) == {
+            bool, type(None)}):  # a switch; unset (None) leaves the choice to the method
+        typ = bool if ann is bool else bool | None
+        opt = typer.Option(f"{flag}/--no-{name.replace('_', '-')}", help=doc)
     elif name in cls.lists or name in cls.per_step:
         typ = str if default is not None else str | None
         if default is not None:
