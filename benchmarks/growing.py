@@ -15,42 +15,13 @@ Run: python benchmarks/growing.py [equivalent|network|outliers|speed] [--out FIL
 
 import argparse
 import json
-import math
 import sys
 import time
 
 import numpy as np
 
-from twolayer import activations
 from twolayer.onestep import simulate, theory
-from twolayer.onestep.growing import _hermite, alignment, second_step_outliers
-
-
-def _equivalent_model(student, teacher, d, alpha, lam, degrees, gamma, seeds, strength=30.0):
-    s, t = activations.get(student), activations.get(teacher)
-    p, n = d, round(alpha * d)
-    errs = []
-    for i in range(seeds):
-        rng = np.random.default_rng([7, i])
-        theta = rng.standard_normal(d)
-        theta /= np.linalg.norm(theta)
-        xi = rng.standard_normal(d)
-        xi -= (xi @ theta) * theta
-        v = gamma * theta + math.sqrt(1 - gamma**2) * xi / np.linalg.norm(xi)
-        w0 = rng.standard_normal((p, d))
-        w0 /= np.linalg.norm(w0, axis=1, keepdims=True)
-
-        def feats(x, v=v, w0=w0):
-            k = x @ v
-            extra = [strength * _hermite(m, k) / math.sqrt(math.factorial(m)) for m in degrees]
-            return np.hstack([s.fn(x @ w0.T) / math.sqrt(p), np.stack(extra, axis=1)])
-
-        x = rng.standard_normal((n, d))
-        z = feats(x)
-        a = np.linalg.solve(z.T @ z + lam * np.eye(z.shape[1]), z.T @ t.fn(x @ theta))
-        xt = rng.standard_normal((20000, d))
-        errs.append(float(np.mean((t.fn(xt @ theta) - feats(xt) @ a) ** 2)))
-    return float(np.mean(errs)), float(np.std(errs, ddof=1) / math.sqrt(seeds))
+from twolayer.onestep.growing import alignment, equivalent_model_error, second_step_outliers
 
 
 def equivalent() -> list[dict]:
@@ -61,8 +32,8 @@ def equivalent() -> list[dict]:
         th = theory(student=st, teacher=te, alpha0=1.0, eta=1.0, eta_exponent=zeta,
                     a_init="gaussian", alpha=[0.5, 2.0], lam=[0.01])
         for j, alpha in enumerate((0.5, 2.0)):
-            mean, se = _equivalent_model(st, te, 1000, alpha, 0.01, list(th.attrs["degrees"]),
-                                         gamma, seeds=4)
+            mean, se = equivalent_model_error(st, te, 1000, alpha, 0.01,
+                                              list(th.attrs["degrees"]), gamma, seeds=4)
             rows.append({"case": f"{st}/{te}", "zeta": zeta, "alpha": alpha,
                          "degrees": [int(k) for k in th.attrs["degrees"]],
                          "limit": float(th["test_error"][j, 0]), "equivalent": mean, "se": se})

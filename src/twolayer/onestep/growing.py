@@ -55,8 +55,8 @@ from twolayer.errors import ModelAssumptionError, ParameterError
 from twolayer.onestep.spectrum import StepMap, mp_rule
 from twolayer.params import OnestepTheory
 
-__all__ = ["MAX_DEGREE", "alignment", "emerging_degrees", "growing_theory",
-           "second_step_outliers", "threshold"]
+__all__ = ["MAX_DEGREE", "alignment", "emerging_degrees", "equivalent_model_error",
+           "growing_theory", "second_step_outliers", "threshold"]
 
 MAX_DEGREE = 20  # the highest Hermite degree the limit keeps (ζ < 1 − 1/(2·21)... see below)
 _TINY = 1e-9
@@ -160,6 +160,40 @@ def growing_theory(prm: OnestepTheory) -> xr.Dataset:
     return theory_mod.dataset([sol], alphas, lams, prm, rule.label, sm, None,
                               degrees=np.array(degrees), learned_variance=learned,
                               noise_ratio=0.0, noncentred=0.0)
+
+
+def equivalent_model_error(student: str, teacher: str, d: int, alpha: float, lam: float,
+                           degrees, gamma: float, seeds: int = 4, *, strength: float = 30.0,
+                           n_test: int = 20000, seed: int = 7) -> tuple[float, float]:
+    """Test error (mean, s.e. over ``seeds``) of the limit's equivalent model, simulated at d:
+    ridge (penalty λ, n = round(α·d) samples, p = d) on the random features σ(W0 x)/√p plus the
+    strong explicit features strength·He_k(v̂·x)/√k!, k in ``degrees``, v̂ a unit vector at
+    alignment γ with θ. An independent check of :func:`growing_theory`'s reduction (run i draws
+    from ``default_rng([seed, i])``)."""
+    s, t = activations.get(student), activations.get(teacher)
+    p, n = d, max(1, round(alpha * d))
+    errs = []
+    for i in range(seeds):
+        rng = np.random.default_rng([seed, i])
+        theta = rng.standard_normal(d)
+        theta /= np.linalg.norm(theta)
+        xi = rng.standard_normal(d)
+        xi -= (xi @ theta) * theta
+        v = gamma * theta + math.sqrt(1 - gamma**2) * xi / np.linalg.norm(xi)
+        w0 = rng.standard_normal((p, d))
+        w0 /= np.linalg.norm(w0, axis=1, keepdims=True)
+
+        def feats(x, v=v, w0=w0):
+            k = x @ v
+            extra = [strength * _hermite(m, k) / math.sqrt(math.factorial(m)) for m in degrees]
+            return np.hstack([s.fn(x @ w0.T) / math.sqrt(p), np.stack(extra, axis=1)])
+
+        x = rng.standard_normal((n, d))
+        z = feats(x)
+        a = np.linalg.solve(z.T @ z + lam * np.eye(z.shape[1]), z.T @ t.fn(x @ theta))
+        xt = rng.standard_normal((n_test, d))
+        errs.append(float(np.mean((t.fn(xt @ theta) - feats(xt) @ a) ** 2)))
+    return float(np.mean(errs)), float(np.std(errs, ddof=1) / math.sqrt(seeds))
 
 
 def _hermite(k: int, x: np.ndarray) -> np.ndarray:
