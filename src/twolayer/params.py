@@ -608,6 +608,10 @@ class SgdOde(_Sgd):
         "with variance q_j q_l/(d − k) as for weights drawn in d dimensions (to second order, "
         "O(1/(d − k)) in the risk and the flow); off: the d = ∞ form Q = M P⁻¹ Mᵀ + diag(q); "
         f"unset: on below d = {FINITE_D_BELOW}", default=None)
+    variance_samples: int | None = _doc(
+        "full ODE: the SGD-variance term E[e²σ'σ'] as a mean over this many fixed Gaussian "
+        "samples of the fields (O(n p²) instead of O(p⁴); its relative standard error is "
+        "reported); unset: exact", default=None, ge=100)
 
     @property
     def finite_d_on(self) -> bool:

@@ -442,6 +442,9 @@ def ode(prm: SgdOde) -> xr.Dataset:
     holds the second layer ``a`` (t, j).
     """
     reduction = choose_reduction(prm)
+    if prm.variance_samples is not None and reduction != "full":
+        raise ParameterError(f"variance_samples samples the full ODE's variance term; the "
+                             f"{reduction} reduction has its own (use reduction='full')")
     if reduction == "wide":
         from twolayer.sgd.wide import integrate_wide
 
@@ -475,9 +478,20 @@ def _integrate_full(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     p, k = init.p, init.k
     if prm.spherical and not np.allclose(np.diag(init.Q), 1.0, atol=1e-8):
         raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
+    sampled = prm.variance_samples is not None and prm.variance
+    if sampled:
+        from twolayer.resources import require
+        from twolayer.sgd.sampled import SampledEngine
+
+        require(8.0 * (prm.variance_samples + 3 * 8192) * (p + k),
+                f"{prm.variance_samples} variance samples of {p + k} fields",
+                "fewer variance_samples")
+        eng = SampledEngine(eng, prm.variance_samples, p + k, prm.seed)
     system = _System(eng, init.P, p, prm.gamma, prm.noise, prm.variance, prm.spherical,
                      prm.batch, prm.gamma_a, prm.weight_decay, Schedule.of(prm))
     y0 = system.pack(init.Q, init.M, np.ones(p))
+    if sampled:  # the estimate's standard error at the start (once)
+        eng.variance(omega_of(init.Q, init.M, init.P), p, prm.noise, with_se=True)
     units = np.r_[0, p:p + k]  # one student: loads a compiled kernel before the timing
     eng.flow(system.omega[np.ix_(units, units)], 1, prm.noise, system.var_coef,
              None if system.a_coef == 0 else np.ones(1))
@@ -502,6 +516,8 @@ def _integrate_full(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     ds = xr.Dataset(data, coords={"t": t_eval})
     ds.attrs.update(memory_bytes_estimate=need, rhs_seconds=rhs_seconds,
                     seconds_estimate=rhs_seconds * expected_evaluations(prm.t_max, solver, prm.dt))
+    if sampled:
+        ds.attrs["variance_rel_se"] = eng.rel_se
     return ds, run
 
 
