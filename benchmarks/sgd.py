@@ -22,7 +22,8 @@ each in a fresh process (peak RSS of that process); at p = 100 also with the for
 trained second layer, per sample and run. ``extensions`` (alone: ``python benchmarks/sgd.py
 extensions``): ODE vs SGD for mini-batches, weight decay, the second layer and schedules.
 ``wide_finite_d`` (alone: ``python benchmarks/sgd.py wide_finite_d``): the wide ODE's finite-d
-term against its former d = ∞ form, at d = 3–200 (see the function).
+term against its former d = ∞ form, at d = 3–200 (see the function). ``sampled_variance``
+(alone, ~7 min): the full erf ODE at p = 100, 200 with the exact and the sampled variance term.
 """
 
 import json
@@ -428,9 +429,31 @@ def _wide_finite_d(seeds: int) -> dict:
     return out
 
 
+def sampled_variance(samples: int = 20000, sizes=(100, 200)) -> dict:
+    """The full erf ODE (k = 2, d = 3, γ = 1, Δ = 0, to t = 10) with the exact variance term
+    and with ``variance_samples`` (the baseline, exact, run in this process first): seconds,
+    the estimate's relative s.e. and the largest relative deviation of the risk."""
+    from twolayer.sgd import ode
+
+    out = {}
+    for p in sizes:
+        kw = dict(p=p, k=2, d=3, gamma=1.0, noise=0.0, t_max=10.0, reduction="full")
+        t0 = time.perf_counter()
+        exact = ode("erf", "erf", **kw)
+        out[f"p{p}_exact_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sampled = ode("erf", "erf", variance_samples=samples, **kw)
+        out[f"p{p}_sampled_s"] = time.perf_counter() - t0
+        out[f"p{p}_speedup"] = out[f"p{p}_exact_s"] / out[f"p{p}_sampled_s"]
+        out[f"p{p}_variance_rel_se"] = sampled.attrs["variance_rel_se"]
+        r = exact["risk"].values
+        out[f"p{p}_max_rel_risk_dev"] = float(np.max(np.abs(sampled["risk"].values - r) / r))
+    return out
+
+
 CASES = {"full_ode_memory": lambda: full_ode_memory(), "wide_erf": lambda: wide_erf(),
          "sim_batch": lambda: sim_batch(), "extensions": lambda: extensions_vs_ode(),
-         "wide_finite_d": lambda: wide_finite_d()}
+         "wide_finite_d": lambda: wide_finite_d(), "sampled_variance": lambda: sampled_variance()}
 
 if __name__ == "__main__":
     if sys.argv[1:] and sys.argv[1] in CASES:

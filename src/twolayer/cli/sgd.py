@@ -78,13 +78,17 @@ def sgd_ode(prm: SgdOde, out: Out = None, plot: Plot = None, json_: Json = False
     if json_:
         names = (("m", "S") if "S" in res else ("M", "q") if "q" in res else ("M", "Q"))
         second = {"a": res["a"].values} if "a" in res else {}  # the second layer (t, j)
+        extra = {k: res.attrs[k] for k in ("variance_rel_se", "finite_d") if k in res.attrs}
         emit_json({"t": res["t"].values, "risk": res["risk"].values,
                    "t_stop": res.attrs["t_stop"], "reduction": res.attrs["reduction"],
-                   **{n: res[n].values[-1] for n in names}, **second}, res, elapsed)
+                   **{n: res[n].values[-1] for n in names}, **second, **extra}, res, elapsed)
         finish(res.attrs["status"])
         return
     _curve(res["t"].values, {"ODE risk": res["risk"].values},
            f"SGD ODE ({res.attrs['reduction']}, {res.attrs['status']}): {_title(prm)}", elapsed)
+    if "variance_rel_se" in res.attrs:
+        print(f"variance term sampled ({prm.variance_samples} samples): relative standard "
+              f"error {res.attrs['variance_rel_se']:.2g} at the start")
     status_line(res)
     finish(res.attrs["status"])
 
