@@ -139,6 +139,8 @@ def _changed(name, value):
         return 0.3
     if name == "finite_d":  # None: on below d = 1000
         return False
+    if name == "variance_samples":  # None: the exact term
+        return 1000
     if isinstance(value, list):
         return [*value, value[-1] + 1.0]
     if isinstance(value, int):
