@@ -63,3 +63,18 @@ def test_samples_are_for_the_full_ode_only():
     with pytest.raises(ParameterError, match="full"):
         ode("erf", "erf", p=80, k=1, d=200, reduction="wide", variance_samples=1000,
             t_max=1.0)
+
+
+def test_auto_takes_the_sampled_full_ode_and_the_refusal_names_it():
+    """erf p = 400 at d = 3: the exact full ODE is estimated at hours and the wide reduction
+    does not apply, so auto refuses and names variance_samples; with samples auto is full."""
+    from twolayer.params import SgdOde
+    from twolayer.sgd.ode import choose_reduction
+
+    prm = SgdOde(student="erf", teacher="erf", p=400, k=2, d=3, gamma=1.0, t_max=10.0)
+    with pytest.raises(ParameterError, match="variance_samples"):
+        choose_reduction(prm)
+    assert choose_reduction(prm.replace(variance_samples=1000)) == "full"
+    sq = SgdOde(student="square", teacher="square", p=400, k=1, d=3, variance_samples=1000)
+    assert choose_reduction(sq) == "full"  # the samples ask for the full ODE
+    assert choose_reduction(sq.replace(variance_samples=None)) == "quadratic"

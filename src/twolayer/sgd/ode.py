@@ -320,9 +320,9 @@ def full_seconds_estimate(prm: SgdOde) -> float | None:
 def choose_reduction(prm: SgdOde) -> str:
     """The description ``reduction="auto"`` stands for.
 
-    "full" up to p = 64; above, "quadratic" when both activations have degree ≤ 2 (not
-    spherical, no trained second layer) and d < 100 (exact; its cost grows like d³, not with
-    p); else "full" when its
+    "full" up to p = 64 or with ``variance_samples``; above, "quadratic" when both
+    activations have degree ≤ 2 (not spherical, no trained second layer) and d < 100 (exact;
+    its cost grows like d³, not with p); else "full" when its
     memory estimate fits the available memory and (erf student and teacher with the variance
     term, the case with a time estimate) its time estimate is below AUTO_MAX_SECONDS; otherwise
     "wide" when d ≥ 100 and γ_a = 0, and otherwise a ParameterError (the wide reduction assumes
@@ -339,8 +339,8 @@ def choose_reduction(prm: SgdOde) -> str:
                       UserWarning, stacklevel=4)
     if prm.reduction != "auto":
         return prm.reduction
-    if prm.p <= FULL_MAX_P:
-        return "full"
+    if prm.p <= FULL_MAX_P or (prm.variance_samples is not None and prm.variance):
+        return "full"  # (with samples its variance term costs O(n p²), not O(p⁴))
     if closure and prm.d < WIDE_MIN_D:
         return "quadratic"
     n_t = time_grid(prm.t_max, prm.per_decade).size
@@ -360,7 +360,8 @@ def choose_reduction(prm: SgdOde) -> str:
     raise ParameterError(
         f"p = {prm.p} at d = {prm.d}: the full ODE {why} (auto takes it up to "
         f"{AUTO_MAX_SECONDS:g} s) and the wide reduction {wide}; choose reduction='full' "
-        "explicitly, or fewer units")
+        "explicitly, variance_samples=N (the variance term sampled, with its standard error "
+        "reported), or fewer units")
 
 
 @dataclass
