@@ -215,3 +215,30 @@ def test_finite_d_default_is_on_below_d_1000_and_the_cli_switches_it(capsys):
         risks[flag] = json.loads(out)["risk"][0]
     assert risks["--finite-d"] == pytest.approx(float(on.risk.values[0]), rel=1e-9)
     assert risks["--no-finite-d"] == pytest.approx(float(off.risk.values[0]), rel=1e-9)
+
+
+def test_a_given_start_sets_the_off_diagonal_spread_itself():
+    """From full overlaps the term takes the spread of their own off-diagonal Q⊥ (mean Z²,
+    here drawn at d = 20 → 1/(d − k) within sampling), whatever the d parameter says; a start
+    with diagonal Q⊥ gets exactly the d = ∞ form."""
+    from twolayer.sgd.wide import _measured_dimension, _span
+
+    ov = initial_overlaps(80, 1, 20, 0, 1.0, False)
+    span = _span(ov.M, np.linalg.inv(ov.P))
+    assert _measured_dimension(ov, span) == pytest.approx(20, rel=0.1)
+    kw = dict(p=80, k=1, reduction="wide", t_max=1.0, per_decade=2, variance=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # wide at d = 20, on purpose
+        at20 = ode("relu", "relu", init=ov, d=20, **kw).risk.values
+        at1000 = ode("relu", "relu", init=ov, d=1000, **kw).risk.values
+        drawn = ode("relu", "relu", d=20, **kw).risk.values
+    np.testing.assert_array_equal(at20, at1000)
+    assert at20[0] == pytest.approx(drawn[0], rel=2e-3)
+    full_span = ov.M @ np.linalg.solve(ov.P, ov.M.T)
+    diag = Overlaps(full_span + np.diag(np.diag(ov.Q) - np.diag(full_span)), ov.M, ov.P)
+    assert _measured_dimension(diag, span) == np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        a = ode("relu", "relu", init=diag, d=20, **kw).risk.values
+        b = ode("relu", "relu", init=diag, d=20, finite_d=False, **kw).risk.values
+    np.testing.assert_array_equal(a, b)

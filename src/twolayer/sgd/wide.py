@@ -69,8 +69,10 @@ d = 3, 0.33 → 0.15 at d = 20, 0.24 → 0.17 at d = 50. Against the full ODE at
 O(1/p) gap of the reduction dominates from t ≈ 1 on: the term reproduces the full ODE's own
 finite-d effect (erf at t = 10 within 5%, relu along the run within 4–27% of its largest size)
 but at d ≥ 50 it adds to a gap of the same sign (relu, largest |ΔR|/R(0) 0.9–1.2% → 1.3%;
-at d = 20 3.9% → 1.1%). The assumption is about the start: an ``init`` with diagonal Q⊥ (not
-drawn in d dimensions) wants ``finite_d=False``.
+at d = 20 3.9% → 1.1%). The assumption is about the start. A start drawn
+from the parameters uses their d; full overlaps given as ``init`` set the spread themselves,
+mean_{j≠l} Q⊥_jl²/(q_j q_l) in place of 1/(d − k) (the d parameter is then not used; a start
+with diagonal Q⊥ gets the d = ∞ form), unless ``finite_d=False``.
 
 Quadrature: z-moments in closed form for linear, square, relu and erf (:func:`_erf`; then
 ``n_z`` is not used), Gauss–Hermite for he1–he4 (exact), and the trapezoid rule in x-units
@@ -530,6 +532,22 @@ def _nodes_per_axis(k: int, n_nu: int | None, low_degree: bool) -> int:
     return {1: 48, 2: 20, 3: 12}.get(k, 8)
 
 
+def _measured_dimension(init: Overlaps, span: np.ndarray) -> float:
+    """k + 1/mean_{j≠l} Z_jl², Z_jl = Q⊥_jl/√(q_j q_l): the d whose random off-diagonal
+    orthogonal overlaps have the spread of the given start (∞ when they vanish: a start with
+    diagonal Q⊥ gets the d = ∞ form)."""
+    p, k = init.M.shape
+    if p < 2:
+        return math.inf
+    perp = init.Q - init.M @ np.linalg.solve(init.P, init.M.T)
+    q = np.maximum(np.diag(perp), 0.0)
+    ok = q > 1e-12 * max(float(q.max()), 1e-300)
+    z2 = perp[np.ix_(ok, ok)] ** 2 / np.outer(q[ok], q[ok])
+    n = int(ok.sum())
+    mean = (z2.sum() - np.trace(z2)) / max(n * (n - 1), 1)
+    return k + 1.0 / mean if mean > 1e-14 else math.inf
+
+
 def wide_system(prm: SgdOde, init: Reduced | Overlaps | None = None):
     """(system, M0, q0, P): the reduced flow :func:`integrate_wide` integrates for ``prm``, with
     its quadrature defaults, and its start (``init``, else ``prm``'s)."""
@@ -540,8 +558,10 @@ def wide_system(prm: SgdOde, init: Reduced | Overlaps | None = None):
             raise ParameterError(f"d = {prm.d} must exceed k = {prm.k}")
         init = reduced_overlaps(*initial_weights(prm.p, prm.k, prm.d, prm.seed, prm.init_scale,
                                                  prm.spherical))
-    elif isinstance(init, Overlaps):
+    dim = prm.d if prm.finite_d_on else math.inf
+    if isinstance(init, Overlaps):
         span = _span(init.M, np.linalg.inv(init.P))
+        dim = _measured_dimension(init, span) if prm.finite_d is not False else math.inf
         init = Reduced(init.M, np.maximum(np.diag(init.Q) - span, 0.0), init.P)
     M0, q0, P = (np.asarray(a, dtype=float) for a in init)
     p, k = M0.shape
@@ -552,8 +572,7 @@ def wide_system(prm: SgdOde, init: Reduced | Overlaps | None = None):
     if n_z is None and s.polynomial:
         n_z = 24
     system = _WideSystem(s, t, P, p, prm.gamma, prm.noise, prm.variance, prm.spherical, n_nu,
-                         n_z, prm.batch, prm.weight_decay, Schedule.of(prm),
-                         prm.d if prm.finite_d_on else math.inf)
+                         n_z, prm.batch, prm.weight_decay, Schedule.of(prm), dim)
     if prm.spherical and not np.allclose(q0 + system.in_span(M0), 1.0, atol=1e-8):
         raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
     return system, M0, q0, P
