@@ -49,7 +49,8 @@ from twolayer.onestep.spectrum import SpectralRule, StepMap, step_map, weights_r
 from twolayer.params import OnestepSimulate, takes
 from twolayer.results import stamp
 
-__all__ = ["PostStep", "post_step_rule", "post_step_theory", "step_samples", "stepped_weights"]
+__all__ = ["PostStep", "post_step_rule", "post_step_theory", "step_samples", "stepped_weights",
+           "the_step"]
 
 _theory = importlib.import_module("twolayer.onestep.theory")
 
@@ -83,12 +84,26 @@ def post_step_rule(w1: np.ndarray, theta: np.ndarray, direction: np.ndarray,
     return PostStep(rule, sm, spread, float(np.std(rows) / c))
 
 
+def the_step(prm: OnestepSimulate) -> tuple[float, float]:
+    """(α0, η̃) of the one step the post-step theory takes (η̃ at the parameters' d); a
+    ParameterError for several steps or a second layer that differs between rows."""
+    if len(prm.steps) != 1:
+        raise ParameterError("the post-step theory takes one giant step; got "
+                             f"{len(prm.steps)} (alpha0, eta) pairs")
+    if prm.a_init != "constant":
+        raise ParameterError("the post-step theory assumes the same spike in every row (a "
+                             "constant second layer during the step); got a_init "
+                             f"{prm.a_init!r}")
+    (step,) = prm.steps_at(prm.d)
+    return step
+
+
 def stepped_weights(prm: OnestepSimulate, run: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(θ, W0, W1) of the simulation's run ``run`` (the draws of :func:`simulate`, one step)."""
     theta, w0, x0, y0 = step_samples(prm, run)
     if x0 is None:
         return theta, w0, w0
-    eta = prm.steps_at(prm.d)[0][1]
+    eta = the_step(prm)[1]
     w1 = _giant_step(activations.get(prm.student), w0, x0, y0, eta)
     if not np.max(np.abs(w1)) < 1e100:
         raise ParameterError(f"the step with eta = {eta:g} overflowed; use a smaller eta")
@@ -98,13 +113,7 @@ def stepped_weights(prm: OnestepSimulate, run: int) -> tuple[np.ndarray, np.ndar
 def step_samples(prm: OnestepSimulate, run: int):
     """(θ, W0, X0, y0) of the simulation's run ``run``: the teacher, the initial first layer
     and the step's n0 × d inputs and labels (X0 = y0 = None when there is no step)."""
-    if len(prm.steps) != 1:
-        raise ParameterError("the post-step theory takes one giant step; got "
-                             f"{len(prm.steps)} (alpha0, eta) pairs")
-    if prm.a_init != "constant":
-        raise ParameterError("the post-step theory assumes the same spike in every row (a "
-                             "constant second layer during the step); got a_init "
-                             f"{prm.a_init!r}")
+    a0, eta = the_step(prm)
     t = activations.get(prm.teacher)
     d, p = prm.d, prm.width
     rng = np.random.default_rng([prm.seed, run])
@@ -112,7 +121,6 @@ def step_samples(prm: OnestepSimulate, run: int):
     theta /= np.linalg.norm(theta)
     w0 = rng.standard_normal((p, d))
     w0 /= np.linalg.norm(w0, axis=1, keepdims=True)
-    (a0, eta), = prm.steps_at(d)
     n0 = round(a0 * d)
     if n0 == 0 or eta == 0:
         return theta, w0, None, None
@@ -140,14 +148,7 @@ def post_step_theory(prm: OnestepSimulate, *, n_kappa: int = 96, tol: float = 1e
     carry the validity indicators ``noise_ratio`` = η̃²/α0 and ``noncentred`` = c₀ − 1.
     """
     alphas, lams = np.array(prm.alpha), np.array(prm.lam)
-    if len(prm.steps) != 1:
-        raise ParameterError("the post-step theory takes one giant step; got "
-                             f"{len(prm.steps)} (alpha0, eta) pairs")
-    if prm.a_init != "constant":
-        raise ParameterError("the post-step theory assumes the same spike in every row (a "
-                             "constant second layer during the step); got a_init "
-                             f"{prm.a_init!r}")
-    (a0, eta), = prm.steps_at(prm.d)
+    a0, eta = the_step(prm)
     sm = step_map(prm.student, prm.teacher, a0, eta, prm.noise)
     rf = eta == 0 or round(a0 * prm.d) == 0
     runs = []
