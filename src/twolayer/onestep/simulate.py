@@ -88,22 +88,30 @@ def _giant_step(s, w, x0, y0, eta, a=None):
         return w + (eta / len(x0)) * (grad.T @ x0)
 
 
-def _top_singular_k(m: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k largest singular values (descending) and their right singular vectors (rows)."""
+def _top_singular_k(m: np.ndarray, k: int, seed: int):
+    """The k largest singular values (descending): (left vectors as columns, values, right
+    vectors as rows), ARPACK with a deterministic start."""
     v0 = np.random.default_rng(seed).standard_normal(min(m.shape))
-    _, s, vt = svds(m, k=k, v0=v0)
+    u, s, vt = svds(m, k=k, v0=v0)
     order = np.argsort(s)[::-1]
-    return s[order], vt[order]
+    return u[:, order], s[order], vt[order]
 
 
-def _diagnostics(w1, w0, theta, p) -> dict:
+def _diagnostics(w1, w0, theta, p) -> tuple[dict, np.ndarray]:
     """Spike of W1 − W0 (top singular value over √p, overlap with θ), W1's own top direction,
-    and the bulk (rms row norm of W1 without its top singular component)."""
+    and the bulk (rms row norm of W1 without its top singular component); and the spike's
+    unit direction v̂ (the top right singular vector of W1 − W0)."""
     sv, vdw = _top_singular(w1 - w0, 1)
     sv1, v1 = _top_singular(w1, 2)
     return {"spike_sv": sv / math.sqrt(p), "spike_overlap": abs(float(vdw @ theta)),
             "w1_overlap": abs(float(v1 @ theta)),
-            "bulk_scale": math.sqrt(max((np.sum(w1 * w1) - sv1**2) / p, 0.0))}
+            "bulk_scale": math.sqrt(max((np.sum(w1 * w1) - sv1**2) / p, 0.0))}, vdw
+
+
+def _step_ranks(p: int, d: int, gaussian_a: bool) -> int:
+    """Singular pairs recorded after each of several steps: 3, or 6 with a Gaussian second
+    layer (its steps make several outliers)."""
+    return min(6 if gaussian_a else 3, p - 1, d - 1)
 
 
 def _step_record(w, w0, theta, p, ranks, a=None) -> dict:
@@ -115,13 +123,9 @@ def _step_record(w, w0, theta, p, ranks, a=None) -> dict:
     has left vector a, a², … — Moniri and Hassani's outliers; a bulk direction has ≈ 7/p), and
     ``edge``, the top singular value over √p of W_t with those structured directions (poly > ½)
     projected out: the bulk edge an outlier of W_t must exceed."""
+    u, sv, vt = _top_singular_k(w - w0, ranks, 1)
     if a is None:
-        sv, vt = _top_singular_k(w - w0, ranks, 1)
         return {"sv": sv / math.sqrt(p), "theta": np.abs(vt @ theta), "v": vt}
-    v0 = np.random.default_rng(1).standard_normal(min(w.shape))
-    u, sv, vt = svds(w - w0, k=ranks, v0=v0)
-    order = np.argsort(sv)[::-1]
-    u, sv, vt = u[:, order], sv[order], vt[order]
     basis, _ = np.linalg.qr(np.vander(a / np.sqrt(np.mean(a * a)), POLY_DEGREE + 1,
                                       increasing=True))
     poly = np.sum((u.T @ basis) ** 2, axis=1)
@@ -135,18 +139,18 @@ HERMITE_DEGREES = np.arange(1, 7)  # degrees whose content the feature spikes re
 POLY_DEGREE = 6  # a step's structured directions in neuron space: polynomials of a to this degree
 
 
-def _feature_spikes(s, x, z, w0, w1, k, dtype) -> dict:
+def _feature_spikes(s, x, z, w0, v, k, dtype) -> dict:
     """The post-step feature matrix's spikes and their Hermite content.
 
     On the readout inputs X (n × d): F1 = σ(X W1ᵀ)/√p (``z``) and F0 = σ(X W0ᵀ)/√p, columns
     centred (this removes the mean spike of a non-centred σ). ``sv``: the ``k`` largest singular
     values of F1/√n; ``edge``: the largest of F0/√n (the random-features bulk edge on the same
     X); ``content[i, m]`` = (u_iᵀ ĥ_m)² for F1's left singular vectors u_i and ĥ_m the centred,
-    normalised He_m(X v̂), m = 1…6, v̂ the top right singular vector of W1 − W0 (the step's
-    direction); ``captured[m]`` = Σ_i content[i, m], the part of He_m(κ) in F1's top-k span.
+    normalised He_m(X v̂), m = 1…6, v̂ = ``v`` the top right singular vector of W1 − W0 (the
+    step's direction); ``captured[m]`` = Σ_i content[i, m], the part of He_m(κ) in F1's top-k
+    span.
     """
     n = len(x)
-    _, v = _top_singular(w1 - w0, 3)
     kap = x @ v
     he = np.stack([np.polynomial.hermite_e.hermeval(kap, np.eye(m + 1)[m])
                    for m in HERMITE_DEGREES], axis=1)
@@ -155,11 +159,7 @@ def _feature_spikes(s, x, z, w0, w1, k, dtype) -> dict:
     f1 = (z - z.mean(axis=0)) / math.sqrt(n)
     f0 = _features(s, x, w0.astype(dtype, copy=False), dtype).astype(np.float64, copy=False)
     f0 = (f0 - f0.mean(axis=0)) / math.sqrt(n)
-    k = min(k, min(f1.shape) - 1)
-    v0 = np.random.default_rng(4).standard_normal(min(f1.shape))
-    u, sv, _ = svds(f1, k=k, v0=v0)
-    order = np.argsort(sv)[::-1]
-    u, sv = u[:, order], sv[order]
+    u, sv, _ = _top_singular_k(f1, min(k, min(f1.shape) - 1), 4)
     edge, _ = _top_singular(f0, 5)
     content = (u.T @ he) ** 2
     return {"sv": sv, "edge": edge, "content": content, "captured": content.sum(axis=0)}
@@ -180,7 +180,7 @@ def _one_seed(
         return y + math.sqrt(noise) * rng.standard_normal(len(y)) if noise > 0 else y
 
     w1, record = w0, []
-    ranks = min(3 if a is None else 6, p - 1, d - 1)
+    ranks = _step_ranks(p, d, gaussian_a)
     for n0, eta in steps:  # each step on fresh samples, at the current W
         if n0 > 0 and eta > 0:
             x0 = rng.standard_normal((n0, d))
@@ -197,14 +197,14 @@ def _one_seed(
         out = dict(spike_sv=0.0, spike_overlap=float("nan"), w1_overlap=float("nan"),
                    bulk_scale=1.0)
     else:
-        out = _diagnostics(w1, w0, theta, p)
+        out, direction = _diagnostics(w1, w0, theta, p)
     out["steps"] = record or None
 
     w1c = w1.astype(dtype, copy=False)  # cast once, reused by the training and test features
     x = rng.standard_normal((ns[-1], d))
     y = labels(x)
     z = _features(s, x, w1c, dtype).astype(np.float64, copy=False)
-    out["features"] = (_feature_spikes(s, x, z, w0, w1, n_spikes, dtype)
+    out["features"] = (_feature_spikes(s, x, z, w0, direction, n_spikes, dtype)
                        if n_spikes and w1 is not w0 else None)
     del x
     readouts = np.empty((len(ns), p, len(lams)))
@@ -291,8 +291,7 @@ def simulate(prm: OnestepSimulate, *,
     )
     if len(steps) > 1:
         gaussian = prm.a_init == "gaussian"
-        ds = ds.assign(_per_step(runs, len(steps), min(6 if gaussian else 3, p - 1, d - 1),
-                                 gaussian))
+        ds = ds.assign(_per_step(runs, len(steps), _step_ranks(p, d, gaussian), gaussian))
     if prm.feature_spikes:
         k = min(prm.feature_spikes, p - 1, int(ns_sorted[-1]) - 1)
         ds = ds.assign(_per_feature_spike(runs, k))
