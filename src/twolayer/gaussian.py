@@ -32,10 +32,11 @@ from collections.abc import Callable
 from functools import cache
 
 import numpy as np
-from numpy.polynomial.hermite_e import hermegauss
+from numpy.polynomial.hermite_e import hermegauss, hermeval
 from numpy.polynomial.legendre import leggauss
 
-__all__ = ["expect", "hermite_rule", "lagrange_weights", "tensor_rule", "trapezoid_rule"]
+__all__ = ["expect", "hermite", "hermite_rule", "lagrange_weights", "tensor_rule",
+           "trapezoid_rule"]
 
 _L = 12.0
 _SQRT2PI = np.sqrt(2.0 * np.pi)
@@ -47,6 +48,11 @@ _SQRT2PI = np.sqrt(2.0 * np.pi)
 TRAPEZOID_H_X = 0.35
 TRAPEZOID_H_Z = 0.6
 TRAPEZOID_RADIUS = 7.0
+
+
+def hermite(k: int, x: np.ndarray) -> np.ndarray:
+    """The probabilists' Hermite polynomial He_k at x (E He_k(z) He_l(z) = k! δ_kl)."""
+    return hermeval(x, np.eye(k + 1)[k])
 
 
 @cache

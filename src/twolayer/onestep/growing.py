@@ -50,15 +50,17 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
-from twolayer import activations
+from twolayer import activations, gaussian
 from twolayer.errors import ModelAssumptionError, ParameterError
 from twolayer.onestep.spectrum import StepMap, mp_rule
 from twolayer.params import OnestepTheory
 
+_theory = importlib.import_module("twolayer.onestep.theory")  # the package exports a function
+
 __all__ = ["MAX_DEGREE", "alignment", "emerging_degrees", "equivalent_model_error",
            "growing_theory", "second_step_outliers", "threshold"]
 
-MAX_DEGREE = 20  # the highest Hermite degree the limit keeps (ζ < 1 − 1/(2·21)... see below)
+MAX_DEGREE = 20  # the most Hermite degrees the limit keeps (ζ up to 20/42 ≈ 0.476)
 _TINY = 1e-9
 
 
@@ -131,7 +133,6 @@ def growing_theory(prm: OnestepTheory) -> xr.Dataset:
     (the part of E y² the free features explain, Σ_{k∈K} ⟨E[y|κ], He_k⟩²/k!); the validity
     indicators are 0 (η̃ → 0: the step's noise part and its bulk shrink vanish).
     """
-    theory_mod = importlib.import_module("twolayer.onestep.theory")
     if not prm.d_inf:
         raise ParameterError("the growing-step theory (eta_exponent < 0.5) is the d = inf limit; "
                              "use --d inf, or simulate at finite d")
@@ -144,20 +145,20 @@ def growing_theory(prm: OnestepTheory) -> xr.Dataset:
                              "this is random features")
     degrees = emerging_degrees(prm.student, prm.eta_exponent, prm.a_init)
     sm = alignment(prm.student, prm.teacher, a0, prm.noise, prm.a_init)
-    tab = theory_mod.channel_tables(prm.student, prm.teacher, sm, n_kappa=prm.n_kappa)
+    tab = _theory.channel_tables(prm.student, prm.teacher, sm, n_kappa=prm.n_kappa)
     proj = np.zeros_like(tab.kappa)
     learned = 0.0
     for k in degrees:
-        he = _hermite(k, tab.kappa)
+        he = gaussian.hermite(k, tab.kappa)
         coef = float(np.sum(tab.weight * tab.h * he)) / math.factorial(k)
         proj += coef * he
         learned += coef * coef * math.factorial(k)
     tab = replace(tab, h=tab.h - proj, hh=tab.hh - 2 * proj * tab.h + proj * proj)
     rule = mp_rule(prm.beta, 1.0, prm.n_spectrum)
     alphas, lams = np.array(prm.alpha), np.array(prm.lam)
-    sol = theory_mod.solve(tab, rule, alphas, lams, beta=prm.beta, noise=prm.noise,
+    sol = _theory.solve(tab, rule, alphas, lams, beta=prm.beta, noise=prm.noise,
                            tol=prm.tol, max_iter=prm.max_iter)
-    return theory_mod.dataset([sol], alphas, lams, prm, rule.label, sm, None,
+    return _theory.dataset([sol], alphas, lams, prm, rule.label, sm, None,
                               degrees=np.array(degrees), learned_variance=learned,
                               noise_ratio=0.0, noncentred=0.0)
 
@@ -185,7 +186,8 @@ def equivalent_model_error(student: str, teacher: str, d: int, alpha: float, lam
 
         def feats(x, v=v, w0=w0):
             k = x @ v
-            extra = [strength * _hermite(m, k) / math.sqrt(math.factorial(m)) for m in degrees]
+            extra = [strength * gaussian.hermite(m, k) / math.sqrt(math.factorial(m))
+                     for m in degrees]
             return np.hstack([s.fn(x @ w0.T) / math.sqrt(p), np.stack(extra, axis=1)])
 
         x = rng.standard_normal((n, d))
@@ -194,13 +196,3 @@ def equivalent_model_error(student: str, teacher: str, d: int, alpha: float, lam
         xt = rng.standard_normal((n_test, d))
         errs.append(float(np.mean((t.fn(xt @ theta) - feats(xt) @ a) ** 2)))
     return float(np.mean(errs)), float(np.std(errs, ddof=1) / math.sqrt(seeds))
-
-
-def _hermite(k: int, x: np.ndarray) -> np.ndarray:
-    """He_k(x) by the three-term recurrence."""
-    prev, cur = np.ones_like(x), x.copy()
-    if k == 0:
-        return prev
-    for m in range(1, k):
-        prev, cur = cur, x * cur - m * prev
-    return cur

@@ -23,7 +23,7 @@ import scipy.linalg as sla
 import xarray as xr
 from scipy.sparse.linalg import svds
 
-from twolayer import activations
+from twolayer import activations, gaussian
 from twolayer.errors import DivergenceWarning
 from twolayer.params import OnestepSimulate, takes
 from twolayer.results import stamp
@@ -152,8 +152,7 @@ def _feature_spikes(s, x, z, w0, v, k, dtype) -> dict:
     """
     n = len(x)
     kap = x @ v
-    he = np.stack([np.polynomial.hermite_e.hermeval(kap, np.eye(m + 1)[m])
-                   for m in HERMITE_DEGREES], axis=1)
+    he = np.stack([gaussian.hermite(m, kap) for m in HERMITE_DEGREES], axis=1)
     he -= he.mean(axis=0)
     he /= np.linalg.norm(he, axis=0)
     f1 = (z - z.mean(axis=0)) / math.sqrt(n)
