@@ -270,18 +270,21 @@ def _gib(b: float) -> str:
     return f"{b / 2**30:.3g} GiB"
 
 
-def check_memory(p: int, k: int, n_t: int, solver: str, d: int | None = None) -> int:
+def check_memory(p: int, k: int, n_t: int, solver: str, d: int | None = None,
+                 extra: float = 0.0) -> int:
     """The memory estimate (returned); ParameterError when it exceeds the available memory.
     ``d``: the start is drawn as weights (p + k rows of d) and their overlaps (p + k)², which
-    must fit too (they are freed before the integration, so they are not returned)."""
-    need = memory_estimate(p, k, n_t, solver)
+    must fit too (they are freed before the integration, so they are not returned).
+    ``extra``: bytes held during the integration besides the solver's (the variance samples)."""
+    need = int(memory_estimate(p, k, n_t, solver) + extra)
     total = need if d is None else need + 8 * ((p + k) * d + 2 * (p + k) ** 2)
     avail = available_bytes()
     if total > avail:
         raise ParameterError(
             f"the full ODE at p = {p} needs about {_gib(total)} with solver {solver} and "
             f"{_gib(avail)} is available; use reduction='wide' (for d >> 1), fewer units, "
-            "or solver='LSODA'/'RK45' (no dense Jacobian)")
+            + ("fewer variance_samples, " if extra else "")
+            + "or solver='LSODA'/'RK45' (no dense Jacobian)")
     return need
 
 
@@ -470,8 +473,13 @@ def _integrate_full(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     rtol = prm.rtol if prm.rtol is not None else (1e-8 if erf else 1e-6)
     t_eval = time_grid(prm.t_max, prm.per_decade)
     init = prm.overlaps()  # its (p, k) are the parameters' (checked)
+    sampled = prm.variance_samples is not None and prm.variance
+    if sampled:
+        from twolayer.sgd import sampled as sampling
+    extra = sampling.memory_bytes(prm.variance_samples, prm.p + prm.k) if sampled else 0.0
     # refused before drawing p × d weights that cannot fit
-    need = check_memory(prm.p, prm.k, t_eval.size, solver, prm.d if init is None else None)
+    need = check_memory(prm.p, prm.k, t_eval.size, solver, prm.d if init is None else None,
+                        extra)
     if init is None:
         init = initial_overlaps(prm.p, prm.k, prm.d, prm.seed, prm.init_scale, prm.spherical)
     if not isinstance(init, Overlaps):
@@ -479,20 +487,12 @@ def _integrate_full(prm: SgdOde) -> tuple[xr.Dataset, Run]:
     p, k = init.p, init.k
     if prm.spherical and not np.allclose(np.diag(init.Q), 1.0, atol=1e-8):
         raise ParameterError("the spherical ODE needs diag(Q) = 1 at the start")
-    sampled = prm.variance_samples is not None and prm.variance
-    if sampled:
-        from twolayer.resources import require
-        from twolayer.sgd.sampled import SampledEngine
-
-        require(8.0 * (prm.variance_samples + 3 * 8192) * (p + k),
-                f"{prm.variance_samples} variance samples of {p + k} fields",
-                "fewer variance_samples")
-        eng = SampledEngine(eng, prm.variance_samples, p + k, prm.seed)
+    if sampled:  # with the estimate's standard error at the start (once)
+        eng = sampling.SampledEngine(eng, prm.variance_samples, p + k, prm.seed)
+        eng.variance(omega_of(init.Q, init.M, init.P), p, prm.noise, with_se=True)
     system = _System(eng, init.P, p, prm.gamma, prm.noise, prm.variance, prm.spherical,
                      prm.batch, prm.gamma_a, prm.weight_decay, Schedule.of(prm))
     y0 = system.pack(init.Q, init.M, np.ones(p))
-    if sampled:  # the estimate's standard error at the start (once)
-        eng.variance(omega_of(init.Q, init.M, init.P), p, prm.noise, with_se=True)
     units = np.r_[0, p:p + k]  # one student: loads a compiled kernel before the timing
     eng.flow(system.omega[np.ix_(units, units)], 1, prm.noise, system.var_coef,
              None if system.a_coef == 0 else np.ones(1))

@@ -24,9 +24,15 @@ import numpy as np
 
 from twolayer.sgd.integrals import Engine, error_weights
 
-__all__ = ["SampledEngine"]
+__all__ = ["SampledEngine", "memory_bytes"]
 
 _CHUNK = 8192
+
+
+def memory_bytes(n: int, width: int) -> float:
+    """Bytes the sampled term holds: the n × width draws and a chunk's fields, σ'e and its
+    square."""
+    return 8.0 * (n + 3 * _CHUNK) * width
 
 
 class SampledEngine:
