@@ -405,6 +405,11 @@ def _trapezoid_nu_rule(chol: np.ndarray, coef: np.ndarray,
     return u[inside] @ chol.T, w[inside] / w[inside].sum()
 
 
+def _but_self(a: np.ndarray) -> np.ndarray:
+    """Σ_{l≠j} a[n, l] at every (ν-node n, unit j)."""
+    return a.sum(axis=1, keepdims=True) - a
+
+
 class _WideSystem:
     """Packs (M, q) (or M alone when spherical) and evaluates the reduced flow.
 
@@ -474,7 +479,7 @@ class _WideSystem:
         drift_m = mu * mo.g1 - mo.c1 / p
         drift_q = mu * mo.g2 - (mo.c2 + mo.h) / p
         if c:  # the off-diagonal Q⊥ averaged to second order (module docstring)
-            others = cu.k0.sum(axis=1)[:, None] - cu.k0  # Σ_{l≠j} K_l
+            others = _but_self(cu.k0)  # Σ_{l≠j} K_l
             drift_m = drift_m - (0.5 * c / p) * cu.k1 * others
         dM = (drift_m * w[:, None]).T @ nodes
         dq = 2.0 * q * (w @ drift_q)
@@ -483,13 +488,12 @@ class _WideSystem:
         g = 1.0 if self.schedule is None else self.schedule.factor(t)
         if self.var_coef:
             vz = mo.w2 - mo.g0**2  # Var_z σ(λ_l | ν)
-            var = (vz.sum(axis=1)[:, None] - vz) / p**2
+            var = _but_self(vz) / p**2
             second = (mu * mu + var + self.noise) * mo.h - 2.0 * mu * mo.kk / p + mo.ll / p**2
             if c:
-                k0sq, k0g0 = cu.k0**2, cu.k0 * mo.g0
-                cov = (others**2 - (k0sq.sum(axis=1)[:, None] - k0sq)) * (0.5 * c / p**2)
-                cross = mu * others + (k0g0.sum(axis=1)[:, None] - k0g0) / p
-                kw2 = cu.kw2.sum(axis=1)[:, None] - cu.kw2  # Σ_{l≠j} K[σ²]_l
+                cov = (others**2 - _but_self(cu.k0**2)) * (0.5 * c / p**2)
+                cross = mu * others + _but_self(cu.k0 * mo.g0) / p
+                kw2 = _but_self(cu.kw2)  # Σ_{l≠j} K[σ²]_l
                 second = second + cov * mo.h - (c / p) * cu.kh * cross + (c / p**2) * (
                     0.5 * cu.kh * kw2 + cu.kkk * others)
             dq = dq + self.var_coef * g * (w @ second)
