@@ -221,11 +221,10 @@ def test_a_given_start_sets_the_off_diagonal_spread_itself():
     """From full overlaps the term takes the spread of their own off-diagonal Q⊥ (mean Z²,
     here drawn at d = 20 → 1/(d − k) within sampling), whatever the d parameter says; a start
     with diagonal Q⊥ gets exactly the d = ∞ form."""
-    from twolayer.sgd.wide import _measured_dimension, _span
+    from twolayer.sgd.wide import _measured_dimension
 
     ov = initial_overlaps(80, 1, 20, 0, 1.0, False)
-    span = _span(ov.M, np.linalg.inv(ov.P))
-    assert _measured_dimension(ov, span) == pytest.approx(20, rel=0.1)
+    assert _measured_dimension(ov) == pytest.approx(20, rel=0.1)
     kw = dict(p=80, k=1, reduction="wide", t_max=1.0, per_decade=2, variance=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # wide at d = 20, on purpose
@@ -236,7 +235,7 @@ def test_a_given_start_sets_the_off_diagonal_spread_itself():
     assert at20[0] == pytest.approx(drawn[0], rel=2e-3)
     full_span = ov.M @ np.linalg.solve(ov.P, ov.M.T)
     diag = Overlaps(full_span + np.diag(np.diag(ov.Q) - np.diag(full_span)), ov.M, ov.P)
-    assert _measured_dimension(diag, span) == np.inf
+    assert _measured_dimension(diag) == np.inf
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         a = ode("relu", "relu", init=diag, d=20, **kw).risk.values

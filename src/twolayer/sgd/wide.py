@@ -536,7 +536,7 @@ def _nodes_per_axis(k: int, n_nu: int | None, low_degree: bool) -> int:
     return {1: 48, 2: 20, 3: 12}.get(k, 8)
 
 
-def _measured_dimension(init: Overlaps, span: np.ndarray) -> float:
+def _measured_dimension(init: Overlaps) -> float:
     """k + 1/mean_{j≠l} Z_jl², Z_jl = Q⊥_jl/√(q_j q_l): the d whose random off-diagonal
     orthogonal overlaps have the spread of the given start (∞ when they vanish: a start with
     diagonal Q⊥ gets the d = ∞ form)."""
@@ -565,7 +565,7 @@ def wide_system(prm: SgdOde, init: Reduced | Overlaps | None = None):
     dim = prm.d if prm.finite_d_on else math.inf
     if isinstance(init, Overlaps):
         span = _span(init.M, np.linalg.inv(init.P))
-        dim = _measured_dimension(init, span) if prm.finite_d is not False else math.inf
+        dim = _measured_dimension(init) if prm.finite_d is not False else math.inf
         init = Reduced(init.M, np.maximum(np.diag(init.Q) - span, 0.0), init.P)
     M0, q0, P = (np.asarray(a, dtype=float) for a in init)
     p, k = M0.shape
