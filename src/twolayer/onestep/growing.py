@@ -58,7 +58,7 @@ from twolayer.params import OnestepTheory
 _theory = importlib.import_module("twolayer.onestep.theory")  # the package exports a function
 
 __all__ = ["MAX_DEGREE", "alignment", "emerging_degrees", "equivalent_model_error",
-           "growing_theory", "second_step_outliers", "threshold"]
+           "growing_theory", "orders", "second_step_outliers", "threshold"]
 
 MAX_DEGREE = 20  # the most Hermite degrees the limit keeps (ζ up to 20/42 ≈ 0.476)
 _TINY = 1e-9
@@ -69,6 +69,12 @@ def threshold(k: int) -> float:
     return (k - 1) / (2 * k)
 
 
+def orders(zeta: float) -> int:
+    """ℓ(ζ) = #{k ≥ 1 : k(1 − 2ζ) < 1}, the degrees whose spike is infinite in the limit (before
+    asking whether μ_k ≠ 0); ζ lies in ((ℓ − 1)/2ℓ, ℓ/(2ℓ + 2)]."""
+    return math.ceil(1.0 / (1.0 - 2.0 * zeta)) - 1
+
+
 def emerging_degrees(student: str, zeta: float, a_init: str = "gaussian") -> list[int]:
     """The Hermite degrees k the readout learns freely in the limit (see the module docstring).
 
@@ -77,7 +83,7 @@ def emerging_degrees(student: str, zeta: float, a_init: str = "gaussian") -> lis
     """
     if not 0 < zeta < 0.5:
         raise ParameterError(f"the growing-step limit needs 0 < eta_exponent < 0.5; got {zeta:g}")
-    ell = math.ceil(1.0 / (1.0 - 2.0 * zeta)) - 1  # #{k >= 1 : k (1 − 2ζ) < 1}
+    ell = orders(zeta)
     if ell > MAX_DEGREE:
         raise ParameterError(f"eta_exponent = {zeta:g} lets {ell} Hermite degrees emerge (at most "
                              f"{MAX_DEGREE} are kept); use a smaller one, or 0.5 (the giant step)")

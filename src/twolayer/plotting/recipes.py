@@ -187,7 +187,7 @@ def onestep_growing(results: dict[str, xr.Dataset], size: dict):
     """Left: degrees captured by the feature spikes vs ζ (simulation, limit count); right: test
     error vs ζ (simulation ± 1 s.e., the limit as one step per interval of ζ, RF)."""
     from twolayer.onestep import theory
-    from twolayer.onestep.growing import threshold
+    from twolayer.onestep.growing import orders, threshold
 
     fig = style.new_figure((style.FIGSIZE[0] * 2, style.FIGSIZE[1]))
     left, right = fig.subplots(1, 2)
@@ -210,7 +210,7 @@ def onestep_growing(results: dict[str, xr.Dataset], size: dict):
                        **style.ERRORBAR, color=col, mfc=col, label=f"simulation, a {a_init}")
         th = _first_lam(results[f"theory_{a_init}"]).isel(alpha=0)
         for j, zt in enumerate(th["eta_exponent"].values):
-            ell = int(np.ceil(1 / (1 - 2 * zt))) - 1
+            ell = orders(zt)
             lo, hi = threshold(ell), threshold(ell + 1)
             right.plot([lo, hi], [float(_ok(th, "test_error")[j])] * 2, **style.THEORY,
                        color=col, label=f"limit d = ∞, a {a_init}" if j == 0 else None)
