@@ -135,6 +135,8 @@ def _changed(name, value):
         return 100
     if name == "a_init":
         return "gaussian"
+    if name == "bulk":
+        return "step"
     if name == "eta_exponent":  # None: the giant step
         return 0.3
     if name == "finite_d":  # None: on below d = 1000

@@ -107,7 +107,7 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
                "test error": [float(v) for v in th["test_error"].values[:, j]],
                "train error": [float(v) for v in th["train_error"].values[:, j]],
                "converged": ["yes" if c else "NO" for c in th["converged"].values[:, j]]},
-              f"one-step theory (d={th.attrs['spectrum']}), λ={lam:g}")
+              f"one-step theory ({th.attrs['spectrum']}), λ={lam:g}")
     print("sRF: " + ", ".join(f"{k} {v:.4f}" for k, v in _srf(th).items())
           + f"  [{elapsed:.2f} s]")
     if "step" in th.dims:  # several steps: the recursion's state after each
@@ -118,10 +118,11 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
                   f"{th['step_even_coupling'].values[t]:+.4f}")
     if "degrees" in th.attrs:
         print(_growing_line(prm, th))
-    if th.attrs["noise_ratio"] > 0:
+    if th.attrs["noise_ratio"] > 0 and prm.bulk == "mp":
         print(f"validity: eta^2/alpha0 = {th.attrs['noise_ratio']:.3g} (the spiked model was "
-              "measured 3% off at 2 and 6% at 8, tanh), c0 - 1 = "
-              f"{th.attrs['noncentred']:.3g} (relu/tanh, -1/pi: 6% off at eta^2/alpha0 = 2)")
+              "measured 3% off at 2 and 6% at 8, tanh; --bulk step closes it for a centred "
+              f"sigma), c0 - 1 = {th.attrs['noncentred']:.3g} (relu/tanh, -1/pi: 6% off at "
+              "eta^2/alpha0 = 2)")
     status_line(th)
     finish(th.attrs["status"])
 

@@ -45,7 +45,8 @@ import numpy as np
 import xarray as xr
 
 from twolayer import activations, gaussian
-from twolayer.errors import ConvergenceWarning, ModelAssumptionError
+from twolayer.errors import ConvergenceWarning, ModelAssumptionError, ParameterError
+from twolayer.onestep import stepbulk
 from twolayer.onestep.spectrum import (
     SpectralRule,
     StepMap,
@@ -120,6 +121,10 @@ def solve(
 ) -> dict[str, np.ndarray]:
     """Solve the fixed point for every (α, λ) at once (arrays of shape (len(alphas), len(lams))).
 
+    ``rule`` is a :class:`SpectralRule` (nodes and weights of the bulk averages) or anything with
+    ``stieltjes(z)`` (:class:`~twolayer.onestep.stepbulk.StepBulk`: the averages from the
+    transforms at z0 = −(λ + V̂2)/V̂1, see :func:`_resolvent_averages`).
+
     Returns the order parameters, ``test_error``, ``train_error``, ``converged``,
     ``iterations`` (per point) and ``residual`` (max |update| at the last iteration).
     """
@@ -130,9 +135,11 @@ def solve(
     wk = tab.weight
     mu0, mu1, mu2, h, h1 = (x[None, None, :] for x in (tab.mu0, tab.mu1, tab.mu2, tab.h, tab.h1))
     hh = tab.hh[None, None, :] + noise
-    D = rule.nodes[None, None, :]
-    wD, wF, wH = rule.w, rule.w_spike, rule.w_teacher
-    wX = np.zeros_like(wD) if rule.w_cross is None else rule.w_cross
+    nodes = isinstance(rule, SpectralRule)  # else Stieltjes transforms (StepBulk)
+    if nodes:
+        D = rule.nodes[None, None, :]
+        wD, wF, wH = rule.w, rule.w_spike, rule.w_teacher
+        wX = np.zeros_like(wD) if rule.w_cross is None else rule.w_cross
     has_mean = float(np.sum(wk * tab.mu0**2)) > 1e-14
 
     def initial():
@@ -166,11 +173,15 @@ def solve(
         qh2 = A * E(mu2**2 * err * inv**2)
         Vh1 = A * E(mu1**2 * inv)
         Vh2 = A * E(mu2**2 * inv)
-        S = lam + Vh1 * D + Vh2
+        if nodes:
+            S = lam + Vh1 * D + Vh2
+            gF = np.sum(wF / S, -1)[..., None]
+            gX = np.sum(wX / S, -1)[..., None]  # ϑ = ϑ̂⟨F'/S⟩ + ψ̂⟨X'/S⟩
+        else:
+            bulk = _resolvent_averages(rule, lam, Vh1, Vh2)
+            gF, gX = bulk["spike"]["1/S"], bulk["cross"]["1/S"]
         # ϑ and m enter the channel linearly: solve them exactly given V (a naive iteration of
         # ϑ = ϑ̂⟨F'/S⟩ has gain ~1/λ on the null space of Ω when β > 1).
-        gF = np.sum(wF / S, -1)[..., None]
-        gX = np.sum(wX / S, -1)[..., None]  # ϑ = ϑ̂⟨F'/S⟩ + ψ̂⟨X'/S⟩
         psh = A * E(mu1 * h1 * inv)
         b_th, e_th = A * E(K**2 * mu1**2 * inv), A * E(K * mu1 * mu0 * inv)
         a_th = A * E(K * mu1 * h * inv)
@@ -186,17 +197,19 @@ def solve(
             th_new = (gF * a_th + gX * psh) / (1 + gF * b_th)
             m_new = np.zeros_like(th_new)
         thh = a_th - b_th * th_new - e_th * m_new
-        src = (qh1 * D + qh2) / S**2
-        mean2 = (thh**2 * wF + psh**2 * wH + 2 * thh * psh * wX) / S**2
-        new = {
-            "q1": np.sum((D * src) * wD + D * mean2, -1),
-            "q2": np.sum(src * wD + mean2, -1),
-            "V1": np.sum(D / S * wD, -1),
-            "V2": np.sum(1 / S * wD, -1),
-            "vartheta": th_new[..., 0],
-            "psi": psh[..., 0] * np.sum(wH / S, -1) + thh[..., 0] * gX[..., 0],
-            "m": m_new[..., 0],
-        }
+        if nodes:
+            src = (qh1 * D + qh2) / S**2
+            mean2 = (thh**2 * wF + psh**2 * wH + 2 * thh * psh * wX) / S**2
+            new = {
+                "q1": np.sum((D * src) * wD + D * mean2, -1),
+                "q2": np.sum(src * wD + mean2, -1),
+                "V1": np.sum(D / S * wD, -1),
+                "V2": np.sum(1 / S * wD, -1),
+                "psi": psh[..., 0] * np.sum(wH / S, -1) + thh[..., 0] * gX[..., 0],
+            }
+        else:
+            new = _resolvent_update(bulk, qh1, qh2, thh, psh, gX)
+        new.update(vartheta=th_new[..., 0], m=m_new[..., 0])
         with np.errstate(invalid="ignore"):
             delta = np.max([np.abs(new[k] - st[k]) / (1.0 + np.abs(st[k])) for k in _ORDER], 0)
         active = ~(converged | failed)
@@ -234,13 +247,45 @@ def solve(
     return out
 
 
+def _resolvent_averages(rule, lam, vh1, vh2) -> dict[str, dict[str, np.ndarray]]:
+    """The bulk averages ⟨f(D)⟩ of the fixed point from Stieltjes transforms: with
+    S = λ + V̂1 D + V̂2 = V̂1 (D − z0), each measure's (mass M, G(z0), G'(z0)) gives
+    ⟨1/S⟩ = G/V̂1, ⟨D/S⟩ = (M + z0 G)/V̂1, ⟨1/S²⟩ = G'/V̂1², ⟨D/S²⟩ = (G + z0 G')/V̂1² and
+    ⟨D²/S²⟩ = (M + 2 z0 G + z0² G')/V̂1²."""
+    z0 = -(lam + vh2) / vh1
+    out = {}
+    for name, (mass, g, dg) in rule.stieltjes(z0).items():
+        out[name] = {"1/S": g / vh1, "D/S": (mass + z0 * g) / vh1, "1/S2": dg / vh1**2,
+                     "D/S2": (g + z0 * dg) / vh1**2,
+                     "D2/S2": (mass + 2 * z0 * g + z0 * z0 * dg) / vh1**2}
+    return out
+
+
+def _resolvent_update(bulk, qh1, qh2, thh, psh, gX) -> dict[str, np.ndarray]:
+    """q1, q2, V1, V2, ψ of the fixed point from the averages of :func:`_resolvent_averages`
+    (the node rule's sums, written per measure: w the eigenvalues; spike, teacher, cross the
+    weights F', H', X' that ϑ̂², ψ̂², 2ϑ̂ψ̂ multiply)."""
+    def mean2(f):
+        return (thh**2 * bulk["spike"][f] + psh**2 * bulk["teacher"][f]
+                + 2 * thh * psh * bulk["cross"][f])
+
+    w = bulk["w"]
+    new = {"q1": qh1 * w["D2/S2"] + qh2 * w["D/S2"] + mean2("D/S2"),
+           "q2": qh1 * w["D/S2"] + qh2 * w["1/S2"] + mean2("1/S2"),
+           "V1": w["D/S"], "V2": w["1/S"], "psi": psh * bulk["teacher"]["1/S"] + thh * gX}
+    return {k: v[..., 0] for k, v in new.items()}
+
+
 @takes(OnestepTheory)
 def theory(prm: OnestepTheory) -> xr.Dataset:
     """Spiked-RF test error of the one-step network over a grid of α (n/d) and λ.
 
-    ``d="inf"`` integrates over the Marchenko–Pastur bulk (no random matrix); an integer ``d``
-    draws ``draws`` finite bulks of size p = round(β·d) (O(p³) each, as the reference notebook)
-    from ``seed`` and averages the errors over them. η̃ = 0 is the random-features baseline.
+    ``d="inf"`` integrates over the Marchenko–Pastur bulk (no random matrix), or with
+    ``bulk="step"`` (one step, E σ'' = 0) over the step's own bulk
+    (:mod:`twolayer.onestep.stepbulk`, which closes the surrogate's gap at large η̃²/α0); an
+    integer ``d`` draws ``draws`` finite bulks of size p = round(β·d) (O(p³) each, as the
+    reference notebook) from ``seed`` and averages the errors over them. η̃ = 0 is the
+    random-features baseline.
 
     Returns a Dataset on dims (alpha, lam) [, draw]: ``test_error``, ``train_error``, the order
     parameters, ``converged``, ``iterations``, ``residual``; attributes: the result schema of
@@ -256,6 +301,9 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
     step, step_b), ``step_bulk_scale``, ``step_even_coupling``.
     """
     stepped = any(a0 > 0 and eta > 0 for a0, eta in prm.steps)  # else random features
+    step_bulk = stepped and prm.bulk == "step"
+    if step_bulk:
+        _check_step_bulk(prm)
     if stepped and prm.growing and (prm.d_inf or prm.a_init == "gaussian"):
         from twolayer.onestep.growing import growing_theory
 
@@ -275,7 +323,10 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
         maps = step_maps(prm.student, prm.teacher, a0s, etas, prm.noise, n_kappa=prm.n_kappa)
     sm = maps[-1]
     tab = channel_tables(prm.student, prm.teacher, sm, n_kappa=prm.n_kappa)
-    if prm.d_inf:
+    if step_bulk:
+        rules = [stepbulk.step_bulk(prm.student, prm.teacher, a0s[0], etas[0], prm.beta,
+                                    prm.noise)]
+    elif prm.d_inf:
         rules = [mp_rule(prm.beta, sm.bulk_scale**2, prm.n_spectrum)]
     else:
         rng = np.random.default_rng(prm.seed)
@@ -288,6 +339,18 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
     ]
     return dataset(sols, alphas, lams, prm, rules[0].label, sm,
                    _per_step(maps) if len(maps) > 1 else {}, **validity(a0s, etas, sm))
+
+
+def _check_step_bulk(prm: OnestepTheory) -> None:
+    """``bulk="step"`` is the d = ∞ bulk of one giant step with a constant second layer."""
+    if not prm.d_inf:
+        raise ParameterError(
+            "bulk 'step' is the d = inf theory of the step's own bulk; at a finite d use the "
+            "post-step theory (twolayer.onestep.post_step_theory), or bulk 'mp'")
+    if len(prm.steps) > 1 or prm.growing or prm.a_init != "constant":
+        raise ModelAssumptionError(
+            "bulk 'step' is built for one giant step (one alpha0/eta pair, no eta_exponent, "
+            "a_init constant); use bulk 'mp' for the others")
 
 
 def dataset(sols: list[dict], alphas, lams, prm, spectrum: str, sm: StepMap,
