@@ -1,6 +1,6 @@
-"""The d = ∞ step bulk against the spiked surrogate and simulation (centred students).
+"""The d = ∞ step bulk against the spiked surrogate and simulation.
 
-Run: python benchmarks/stepbulk.py [--d 2000] [--seeds 8] [--out FILE.json]
+Run: python benchmarks/stepbulk.py [--d 2000] [--seeds 8] [--cases 0,1,…] [--out FILE.json]
      python benchmarks/stepbulk.py speed
 
 For each case, α = 0.5, 1, 2 and λ = 0.01: the simulation's test error (mean ± s.e. over the
@@ -27,13 +27,17 @@ CASES = {
     "erf/sin a0=1 eta=2": dict(student="erf", teacher="sin", alpha0=1.0, eta=2.0),
     "tanh/relu a0=1 eta=2 noise=0.1": dict(student="tanh", teacher="relu", alpha0=1.0, eta=2.0,
                                            noise=0.1),
+    "relu/tanh a0=2 eta=1": dict(student="relu", teacher="tanh", alpha0=2.0, eta=1.0),
+    "relu/tanh a0=2 eta=2": dict(student="relu", teacher="tanh", alpha0=2.0, eta=2.0),
+    "softplus/sin a0=1 eta=2": dict(student="softplus", teacher="sin", alpha0=1.0, eta=2.0),
 }
 ALPHA, LAM = [0.5, 1.0, 2.0], [0.01]
 
 
-def compare(d: int, seeds: int) -> dict:
+def compare(d: int, seeds: int, names) -> dict:
     out = {}
-    for name, kw in CASES.items():
+    for name in names:
+        kw = CASES[name]
         mp = theory(**kw, alpha=ALPHA, lam=LAM).test_error.values[:, 0]
         step = theory(**kw, alpha=ALPHA, lam=LAM, bulk="step").test_error.values[:, 0]
         sim = simulate(**kw, alpha=ALPHA, lam=LAM, d=d, seeds=seeds).test_error.values[:, :, 0]
@@ -66,10 +70,12 @@ def main():
     ap.add_argument("mode", nargs="?", default="compare", choices=("compare", "speed"))
     ap.add_argument("--d", type=int, default=2000)
     ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--cases", default=",".join(str(i) for i in range(len(CASES))))
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    names = [list(CASES)[int(i)] for i in a.cases.split(",")]
     res = speed() if a.mode == "speed" else {"d": a.d, "seeds": a.seeds, "lam": LAM[0],
-                                             "cases": compare(a.d, a.seeds)}
+                                             "cases": compare(a.d, a.seeds, names)}
     if a.out:
         with open(a.out, "w") as f:
             json.dump(res, f, indent=1)

@@ -120,9 +120,9 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
         print(_growing_line(prm, th))
     if th.attrs["noise_ratio"] > 0 and prm.bulk == "mp":
         print(f"validity: eta^2/alpha0 = {th.attrs['noise_ratio']:.3g} (the spiked model was "
-              "measured 3% off at 2 and 6% at 8, tanh; --bulk step closes it for a centred "
-              f"sigma), c0 - 1 = {th.attrs['noncentred']:.3g} (relu/tanh, -1/pi: 6% off at "
-              "eta^2/alpha0 = 2)")
+              "measured 3% off at 2 and 6% at 8, tanh), c0 - 1 = "
+              f"{th.attrs['noncentred']:.3g} (relu/tanh, -1/pi: 6% off at eta^2/alpha0 = 2); "
+              "--bulk step (one step) closes both")
     status_line(th)
     finish(th.attrs["status"])
 

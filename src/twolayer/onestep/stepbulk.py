@@ -2,44 +2,48 @@
 
 The spiked surrogate of :mod:`twolayer.onestep.theory` replaces the bulk of W1 by √c·W0: a
 Marchenko–Pastur spectrum, the spike's bulk projections spread evenly, the teacher's in proportion
-to the eigenvalue. Past η̃²/α0 ≈ 1 it is measurably off (tanh/tanh α0 = 0.5, η̃ = 2: −6%), because
-the step's noise part lives in the span of the n0 step samples. Here that structure is kept.
+to the eigenvalue. Past η̃²/α0 ≈ 1 it is measurably off (tanh/tanh α0 = 0.5, η̃ = 2: −6%;
+relu/tanh α0 = η̃ = 2: +6%), because the step's noise part lives in the span of the n0 step
+samples and, for E σ'' ≠ 0, the part of the step linear in W0 is a random matrix too. Here that
+structure is kept.
 
-Model (one step, constant second layer, σ centred in the sense μ2 = E σ'' = 0). With
-ρ_μ = y_μ − μ0 the step's residuals, g = X0ᵀρ/n0 and σ'(z) = μ1 + φ(z) (φ ⊥ 1, z),
+Model (one step, constant second layer). With ρ_μ = y_μ − μ0 the step's residuals,
+g = X0ᵀρ/n0 and σ'(z) = μ1 + μ2 z + φ(z) (φ ⊥ 1, z; μ2 = E σ''),
 
-    W1 = η̃ μ1 1 gᵀ + W,   W = W0 + (η̃/n0) Φ diag(ρ) X0,   Φ_jμ = φ(w0_j·x_μ).
+    W1 = η̃ μ1 1 gᵀ + W,   W = W0 A + (η̃/n0) Φ diag(ρ) X0,   A = I + ε S,   Φ_jμ = φ(w0_j·x_μ),
 
-Gaussian equivalence of Φ (an independent matrix of variance v = E σ'² − μ1²; checked: the
-finite-d post-step theory on W so drawn and on the real W1 agree within 0.5%) makes the rows of W,
-given the step samples, i.i.d. N(0, C) with
+S = (1/n0) Σ_μ ρ_μ x_μ x_μᵀ, ε = η̃ μ2. Gaussian equivalence of Φ (an independent matrix of
+variance v = E σ'² − μ1² − μ2²; the finite-d post-step theory on W so drawn and on the real W1
+agree within 0.5%) makes the rows of W, given the step samples, i.i.d. N(0, C) with
 
-    C = (I + k T)/d,   T = (1/n0) Σ_μ ρ_μ² x_μ x_μᵀ,   k = η̃² v/α0.
+    C = (A² + k T)/d,   T = (1/n0) Σ_μ ρ_μ² x_μ x_μᵀ,   k = η̃² v/α0.
 
 Two levels of deterministic equivalents then give every bulk average the fixed point needs
 (Ω = W Π Wᵀ, Π = I − ĝĝᵀ, ĝ = g/‖g‖, ζ̂ ∝ Πθ):
 
-- p-level (Silverstein): m(z) = (1/p) tr(Ω − z)⁻¹ = 1/(−z + τ), τ = tr C(I + βd·m C)⁻¹; and
-  for unit u, v, with s = βm and Φ_uv = uᵀv − uᵀ(I + s(I + kT))⁻¹v,
+- neurons (Silverstein): m(z) = (1/p) tr(Ω − z)⁻¹ = 1/(−z + τ), τ = (1 − (1/d) tr N)/s with
+  s = βm and N = (I + s(A² + kT))⁻¹; and, with Φ_uv = uᵀv − uᵀNv for unit u, v,
   (Wĝ)ᵀ(Ω − z)⁻¹Wĝ = Φ_gg/(1 − Φ_gg), (Wĝ)ᵀ(Ω − z)⁻¹Wζ̂ = Φ_gζ/(1 − Φ_gg) and
   (Wζ̂)ᵀ(Ω − z)⁻¹Wζ̂ = Φ_ζζ + Φ_gζ²/(1 − Φ_gg) (the projection Π by Sherman–Morrison).
-- d-level (weighted Marchenko–Pastur): (I + s(I + kT))⁻¹ = R_T(ζ)/(sk), ζ = −(1 + s)/(sk),
-  with δ(ζ) = (1/α0)/(E[ρ²/(1 + ρ²δ)] − ζ) (so (1/d) tr R_T = α0 δ); on span(θ, g⊥) the
-  resolvent follows from the Schur complement in θ, with the sample-side equivalent
-  (1/n0) Σ_μν c_μ c'_ν y_μᵀ R_⊥ y_ν → E[c c' δ/(1 + ρ²δ)] for c, c' functions of (θ·x_μ, ρ_μ).
+- step samples: N is a rational function of the Gaussian X0. Solving N x = b as the linear
+  pencil u = X0x/√n0, a = Ax, q = X0a/√n0, x + s(a + ε X0ᵀRq/√n0) + sk X0ᵀR²u/√n0 = b
+  (R = diag ρ) turns it into a system linear in X0, whose deterministic equivalent is a
+  2 × 2 block on the d side and a 2 × 2 block per sample (a function of ρ_μ) on the n0 side,
+  closed by the Gaussian self-energy. The column θ·x_μ of X0, on which the ρ_μ depend, is kept
+  as a deterministic rank-one part and solved exactly; ĝ enters through a source X0ᵀc,
+  c = ρ/√n0. For ε = 0 this is the weighted Marchenko–Pastur law of T with a Schur complement
+  in θ (tested against that closed form to 1e-12).
 
 The averages are Stieltjes transforms G(z) = ∫ dμ(D)/(D − z) of four spectral measures (the
 eigenvalues; and the squared projections of Wĝ, Wζ̂ and their product on the eigenvectors),
 evaluated at the real z0 = −(λ + V̂2)/V̂1 < 0 where the fixed point needs them, with G' by a
-complex step: no discretised spectrum, no random matrix. At k = 0 (no noise part) they reduce to
-the surrogate's Marchenko–Pastur transforms exactly (tested).
+complex step: no discretised spectrum, no random matrix. At k = ε = 0 they are the surrogate's
+Marchenko–Pastur transforms exactly (tested).
 
-Measured against the finite-d post-step theory on the real W1 (tanh/tanh α0 = 0.5, η̃ = 2,
-d = 2000): m(z) within 0.3%, the weighted transforms within their seed-to-seed spread (2–10%).
-The errors it gives are reported in the one-step model's documentation. Not covered: a
-non-centred σ (E σ'' ≠ 0: the bulk W0(I + η̃ μ2 S_ρ) adds a second weighted Wishart, quadratic in
-the samples), several steps, a Gaussian second layer; use the finite-d
-:func:`~twolayer.onestep.poststep.post_step_theory` there.
+Checked: N on (θ, ĝ) and (1/d) tr N against the matrices of a drawn step (d = 2000, the
+drawn residuals as the sample law: within 0.7%); m(z) against the real W1 within 0.3%; the test
+errors against simulation in the one-step model's documentation. Not covered: several steps, a
+Gaussian second layer (use the finite-d :func:`~twolayer.onestep.poststep.post_step_theory`).
 """
 
 from __future__ import annotations
@@ -90,81 +94,145 @@ class StepBulk:
 
     beta: float
     alpha0: float
+    eps: float  # η̃ μ2: A = I + ε S
     k: float  # η̃² v / α0
     t: np.ndarray = field(repr=False)  # θ·x of the step samples (rule nodes)
     rho: np.ndarray = field(repr=False)  # their residuals
     wt: np.ndarray = field(repr=False)
-    ghat: np.ndarray = field(repr=False)  # ĝ in the orthonormal basis (θ, g⊥/‖g⊥‖)
-    zhat: np.ndarray = field(repr=False)  # ζ̂ in the same basis
-    t2: np.ndarray = field(repr=False)  # T on that basis (2 × 2)
     label: str = "step bulk"
     tol: float = 1e-13
     max_iter: int = 20000
 
     @property
-    def _e2(self) -> float:
-        return float(self.wt @ (self.rho**2 * self.t**2))
+    def _mt(self) -> float:  # θ·g = E[ρ t]
+        return float(self.wt @ (self.rho * self.t))
 
     @property
-    def _ng(self) -> float:
+    def _ng(self) -> float:  # ‖g⊥‖ = √(E ρ²/α0)
         return math.sqrt(float(self.wt @ self.rho**2) / self.alpha0)
 
-    def masses(self) -> dict[str, float]:
-        """Total mass of each measure: 1, and β uᵀ(I + kT)v for (u, v) = (ĝ, ĝ), (ζ̂, ζ̂), (ĝ, ζ̂)."""
-        m = np.eye(2) + self.k * self.t2
-        g, z = self.ghat, self.zhat
-        return {"w": 1.0, "spike": self.beta * float(g @ m @ g),
-                "teacher": self.beta * float(z @ m @ z), "cross": self.beta * float(g @ m @ z)}
+    def directions(self) -> tuple[np.ndarray, np.ndarray]:
+        """ĝ and ζ̂ in the orthonormal basis (θ, g⊥/‖g⊥‖)."""
+        gn = math.hypot(self._mt, self._ng)
+        g = np.array([self._mt, self._ng]) / gn
+        zeta = np.array([1.0, 0.0]) - g[0] * g
+        return g, zeta / np.linalg.norm(zeta)
+
+    def _blocks(self, s, gd):
+        """One update of the pencil's self-consistency at s = βm: from the d-block inverse ``gd``
+        (variables x, a × equations 1, 2; on θ⊥ a multiple of the identity) the per-sample
+        n0-blocks (u, q × equations 3, 4) and the new d-block inverse."""
+        rho, eps, a0 = self.rho, self.eps, self.alpha0
+        gx1, gx2, ga1, ga2 = (gd[..., i, j][..., None] for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)))
+        sk, se = (s * self.k)[..., None], (s * eps)[..., None]
+        b11 = 1.0 + (gx1 * sk * rho**2 - gx2 * eps * rho) / a0
+        b12 = gx1 * se * rho / a0
+        b21 = (ga1 * sk * rho**2 - ga2 * eps * rho) / a0
+        b22 = 1.0 + ga1 * se * rho / a0
+        det = b11 * b22 - b12 * b21
+        gn = (b22 / det, -b12 / det, -b21 / det, b11 / det)  # G[u,3], G[u,4], G[q,3], G[q,4]
+        gu3, gu4, gq3, gq4 = gn
+        w = self.wt
+        d11 = 1.0 + (se * rho * gq3 + sk * rho**2 * gu3) @ w
+        d12 = s + (se * rho * gq4 + sk * rho**2 * gu4) @ w
+        d21 = -1.0 - eps * ((rho * gu3) @ w)
+        d22 = 1.0 - eps * ((rho * gu4) @ w)
+        dd = d11 * d22 - d12 * d21
+        new = np.empty_like(gd)
+        new[..., 0, 0], new[..., 0, 1] = d22 / dd, -d12 / dd
+        new[..., 1, 0], new[..., 1, 1] = -d21 / dd, d11 / dd
+        return new, gn
 
     def _solve(self, z: np.ndarray):
-        """(m, δ) at complex z by the joint fixed point (Silverstein's equation at both levels);
-        NaN where it has not settled after ``max_iter`` iterations (the caller reports it)."""
-        rho2 = self.rho**2
-        m = 1.0 / (-z + 1.0 + self.k * float(self.wt @ rho2))
-        zeta = -(1.0 + self.beta * m) / (self.beta * m * self.k)
-        delta = -1.0 / (self.alpha0 * zeta)
+        """(m, d-block) at complex z by the joint fixed point; NaN where it has not settled after
+        ``max_iter`` iterations (the caller reports it)."""
+        m = 1.0 / (1.0 - z)
+        s = self.beta * m
+        gd = np.zeros((*np.shape(z), 2, 2), complex)  # (I + s)⁻¹ pencil without the samples
+        gd[..., 0, 0] = gd[..., 1, 0] = gd[..., 1, 1] = 1.0 / (1.0 + s)
+        gd[..., 0, 1] = -s / (1.0 + s)
         for _ in range(self.max_iter):
             s = self.beta * m
-            zeta = -(1.0 + s) / (s * self.k)
-            dn = (1.0 / self.alpha0) / ((rho2 / (1.0 + rho2 * delta[..., None])) @ self.wt - zeta)
-            tau = (1.0 - self.alpha0 * dn / (s * self.k)) / s
-            mn = 1.0 / (-z + tau)
+            gdn, _ = self._blocks(s, gd)
+            mn = 1.0 / (-z + (1.0 - gdn[..., 0, 0]) / s)  # τ = (1 − (1/d) tr N)/s
             done = ((np.abs(mn.real - m.real) <= self.tol * np.abs(mn.real))
                     & (np.abs(mn.imag - m.imag) <= self.tol * np.abs(mn.imag) + 1e-300)
-                    & (np.abs(dn - delta) <= self.tol * np.abs(dn)))
-            m, delta = 0.5 * (m + mn), 0.5 * (delta + dn)
+                    & np.all(np.abs(gdn - gd) <= self.tol * np.abs(gdn) + 1e-300, axis=(-2, -1)))
+            m, gd = 0.5 * (m + mn), 0.5 * (gd + gdn)
             if np.all(done):
-                return m, delta
-        return np.where(done, m, np.nan), np.where(done, delta, np.nan)
+                return m, gd
+        return np.where(done, m, np.nan), np.where(done[..., None, None], gd, np.nan)
+
+    def resolvent(self, s, gd) -> np.ndarray:
+        """N = (I + s(A² + kT))⁻¹ on (θ, g⊥/‖g⊥‖), shape (…, 2, 2), from the converged d-block:
+        the deterministic rank-one parts (the column θ·x_μ of the samples) solved exactly."""
+        _, (gu3, gu4, gq3, gq4) = self._blocks(s, gd)
+        t, rho, w, eps = self.t, self.rho, self.wt, self.eps
+        gx1, ga1 = gd[..., 0, 0][..., None], gd[..., 1, 0][..., None]
+        sk, se = (s * self.k)[..., None], (s * eps)[..., None]
+        pu = (gu3 * gx1 + gu4 * ga1) / self.alpha0  # u's response to the source g⊥ (per sample)
+        pq = (gq3 * gx1 + gq4 * ga1) / self.alpha0
+        m11 = 1.0 + (t * t * (se * rho * gq3 + sk * rho**2 * gu3)) @ w
+        m12 = s + (t * t * (se * rho * gq4 + sk * rho**2 * gu4)) @ w
+        m21 = -1.0 - eps * ((t * t * rho * gu3) @ w)
+        m22 = 1.0 - eps * ((t * t * rho * gu4) @ w)
+        det = m11 * m22 - m12 * m21
+
+        def theta_part(b1, b2):  # (x, a) along θ for right-hand sides (b1, b2)
+            return (m22 * b1 - m12 * b2) / det, (m11 * b2 - m21 * b1) / det
+
+        def g_part(x, a, source):  # g⊥ᵀx = Σ_μ c_μ u_μ − (θ·g) x, c = ρ/√n0
+            return (source * ((rho**2 * pu) @ w) + ((t * rho * gu3) @ w) * x
+                    + ((t * rho * gu4) @ w) * a - self._mt * x)
+
+        xt, _ = theta_part(1.0, 0.0)  # source θ
+        xg, ag = theta_part(-(t * rho * (se * rho * pq + sk * rho**2 * pu)) @ w,
+                            eps * ((t * rho**2 * pu) @ w))  # source g⊥
+        ng = self._ng
+        n = np.empty((*np.shape(s), 2, 2), complex)
+        n[..., 0, 0] = xt
+        n[..., 0, 1] = n[..., 1, 0] = xg / ng
+        n[..., 1, 1] = g_part(xg, ag, 1.0) / ng**2
+        return n
 
     def _transforms(self, z: np.ndarray) -> dict[str, np.ndarray]:
-        m, delta = self._solve(z)
-        s = self.beta * m
-        zeta = -(1.0 + s) / (s * self.k)
-        rho2, t, w = self.rho**2, self.t, self.wt
-        q = delta[..., None] / (1.0 + rho2 * delta[..., None])
-        bb = (rho2**2 * t * t * q) @ w  # bᵀR⊥b, b = (1/n0) Σ ρ² t y
-        gb = (rho2 * self.rho * t * q) @ w  # bᵀR⊥g⊥
-        gg = (rho2 * q) @ w  # g⊥ᵀR⊥g⊥
-        st = self._e2 - zeta - bb  # Schur complement of T − ζ in θ
-        ng = self._ng
-        r = np.empty((*np.shape(z), 2, 2), complex)  # R_T(ζ) on (θ, g⊥/‖g⊥‖)
-        r[..., 0, 0] = 1.0 / st
-        r[..., 0, 1] = r[..., 1, 0] = -(gb / ng) / st
-        r[..., 1, 1] = (gg + gb * gb / st) / ng**2
-        phi = np.eye(2) - r / (s * self.k)[..., None, None]
-        g, zt = self.ghat, self.zhat
+        m, gd = self._solve(z)
+        phi = np.eye(2) - self.resolvent(self.beta * m, gd)  # Φ_uv = uᵀv − uᵀNv
+        g, zt = self.directions()
         pgg = np.einsum("i,...ij,j->...", g, phi, g)
         pgz = np.einsum("i,...ij,j->...", g, phi, zt)
         pzz = np.einsum("i,...ij,j->...", zt, phi, zt)
         return {"w": m, "spike": pgg / (1.0 - pgg), "cross": pgz / (1.0 - pgg),
                 "teacher": pzz + pgz * pgz / (1.0 - pgg)}
 
+    def masses(self) -> dict[str, float]:
+        """Total mass of each measure: 1, and β uᵀ(A² + kT)v for (u, v) = (ĝ, ĝ), (ζ̂, ζ̂),
+        (ĝ, ζ̂), from N(s) = I − s(A² + kT) + O(s²) (Richardson at s = 1e-6, 2e-6)."""
+        s = np.array([1e-6, 2e-6], complex)
+        gd = self._pencil_at(s)
+        k2 = (np.eye(2) - self.resolvent(s, gd).real) / s.real[:, None, None]
+        k2 = 2 * k2[0] - k2[1]
+        g, z = self.directions()
+        return {"w": 1.0, "spike": self.beta * float(g @ k2 @ g),
+                "teacher": self.beta * float(z @ k2 @ z), "cross": self.beta * float(g @ k2 @ z)}
+
+    def _pencil_at(self, s: np.ndarray) -> np.ndarray:
+        """The d-block at given s (the sample level alone)."""
+        gd = np.zeros((*s.shape, 2, 2), complex)
+        gd[..., 0, 0] = gd[..., 1, 0] = gd[..., 1, 1] = 1.0 / (1.0 + s)
+        gd[..., 0, 1] = -s / (1.0 + s)
+        for _ in range(self.max_iter):
+            gdn, _ = self._blocks(s, gd)
+            if np.all(np.abs(gdn - gd) <= self.tol * np.abs(gdn) + 1e-300):
+                return gdn
+            gd = 0.5 * (gd + gdn)
+        return np.full_like(gd, np.nan)
+
     def stieltjes(self, z) -> dict[str, tuple[float, np.ndarray, np.ndarray]]:
         """(mass, G(z), G'(z)) of the four measures at real z < 0 (any shape)."""
         z = np.asarray(z, float)
-        tr = self._transforms(z + 1j * _H * np.maximum(1.0, np.abs(z)))
         scale = _H * np.maximum(1.0, np.abs(z))
+        tr = self._transforms(z + 1j * scale)
         masses = self.masses()
         return {k: (masses[k], v.real, v.imag / scale) for k, v in tr.items()}
 
@@ -173,34 +241,19 @@ def step_bulk(student, teacher, alpha0: float, eta: float, beta: float = 1.0,
               noise: float = 0.0) -> StepBulk:
     """The :class:`StepBulk` of one step (α0, η̃) of ``student`` on ``teacher`` with label noise Δ.
 
-    Refuses (:class:`ModelAssumptionError`) a σ with μ2 = E σ'' ≠ 0, one with μ1 = 0 (no
-    spike), and a step without a noise part (v = E σ'² − μ1² = 0: the surrogate is then exact).
+    Refuses (:class:`ModelAssumptionError`) a student with μ1 = 0 (no spike) and a step without
+    a noise part (v = E σ'² − μ1² − μ2² = 0, or η̃ = 0, or α0 = 0: the Marchenko–Pastur bulk is
+    then exact up to the shrink).
     """
     s = activations.get(student)
     mu0, mu1, mu2 = s.mu(0), s.mu(1), s.mu(2)
-    if abs(mu2) > _TINY:
-        raise ModelAssumptionError(
-            f"the d = inf step bulk is built for a centred student (E sigma'' = 0); {s.name!r} "
-            f"has E sigma'' = {mu2:.3g}. Use bulk 'mp' (the spiked surrogate) or the finite-d "
-            "post-step theory")
     if abs(mu1) < _TINY:
         raise ModelAssumptionError(f"student {s.name!r} has mu1 = E sigma'(z) = 0: the step "
                                    "makes no uniform spike")
-    v = s.deriv_second_moment - mu1**2
+    v = s.deriv_second_moment - mu1**2 - mu2**2
     if not v > _TINY or eta == 0 or alpha0 == 0:
-        raise ModelAssumptionError("the step has no noise part (eta = 0, alpha0 = 0 or a linear "
-                                   "sigma'): the Marchenko–Pastur bulk 'mp' is then exact")
+        raise ModelAssumptionError("the step has no noise part (eta = 0, alpha0 = 0 or a sigma' "
+                                   "that is linear): use bulk 'mp'")
     t, rho, wt = _residual_rule(teacher, mu0, noise)
-    r2 = float(wt @ rho**2)
-    mt = float(wt @ (rho * t))
-    ng = math.sqrt(r2 / alpha0)
-    gn = math.hypot(mt, ng)
-    sign = 1.0 if eta * mu1 > 0 else -1.0  # ĝ oriented so that the spike is > 0
-    ghat = sign * np.array([mt, ng]) / gn
-    zeta = np.array([1.0, 0.0]) - ghat[0] * ghat
-    zhat = zeta / np.linalg.norm(zeta)
-    r3t = float(wt @ (rho**3 * t)) / alpha0 / ng
-    t2 = np.array([[float(wt @ (rho**2 * t * t)), r3t],
-                   [r3t, (float(wt @ rho**4) / alpha0**2 + r2 * r2 / alpha0) / ng**2]])
-    return StepBulk(beta, alpha0, eta * eta * v / alpha0, t, rho, wt, ghat, zhat, t2,
-                    f"step bulk(alpha0={alpha0:g}, eta={eta:g}, beta={beta:g})")
+    return StepBulk(beta, alpha0, eta * mu2, eta * eta * v / alpha0, t, rho, wt,
+                    label=f"step bulk(alpha0={alpha0:g}, eta={eta:g}, beta={beta:g})")

@@ -281,7 +281,7 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
     """Spiked-RF test error of the one-step network over a grid of α (n/d) and λ.
 
     ``d="inf"`` integrates over the Marchenko–Pastur bulk (no random matrix), or with
-    ``bulk="step"`` (one step, E σ'' = 0) over the step's own bulk
+    ``bulk="step"`` (one step) over the step's own bulk
     (:mod:`twolayer.onestep.stepbulk`, which closes the surrogate's gap at large η̃²/α0); an
     integer ``d`` draws ``draws`` finite bulks of size p = round(β·d) (O(p³) each, as the
     reference notebook) from ``seed`` and averages the errors over them. η̃ = 0 is the
