@@ -158,3 +158,18 @@ def test_cli_bulk_option(capsys):
         float(theory(alpha0=0.5, eta=2.0, alpha=[2.0], bulk="step")["test_error"][0, 0]))
     code, _, err = run(capsys, ["onestep", "theory", "--d", "100", "--bulk", "step"])
     assert code == 2 and "post-step theory" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_simulate_beside_the_step_bulk(capsys):
+    """`onestep simulate --theory-bulk step` puts the step-bulk theory beside the simulation
+    (the library's value, at β = p/d); a bad value is refused before simulating."""
+    code, out, _ = run(capsys, ["onestep", "simulate", "--alpha0", "0.5", "--eta", "2", "--alpha",
+                                "2", "--d", "100", "--seeds", "1", "--theory-bulk", "step",
+                                "--json"])
+    res = json.loads(out)
+    assert code == 0 and res["theory_bulk"] == "step"
+    assert res["theory_test_error"][0] == pytest.approx(
+        float(theory(alpha0=0.5, eta=2.0, alpha=[2.0], bulk="step")["test_error"][0, 0]))
+    code, out, err = run(capsys, ["onestep", "simulate", "--d", "50", "--seeds", "1",
+                                  "--theory-bulk", "stp"])
+    assert code == 2 and "--theory-bulk" in err and "run 1" not in err

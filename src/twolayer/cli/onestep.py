@@ -13,6 +13,7 @@ from twolayer.cli.common import (
     Out,
     Overwrite,
     Plot,
+    UserError,
     check_outputs,
     emit_json,
     finish,
@@ -133,6 +134,10 @@ def onestep_simulate(
     prm: OnestepSimulate,
     theory_: Annotated[bool, typer.Option(
         "--theory/--no-theory", help="Also give the d = inf theory.")] = True,
+    theory_bulk: Annotated[str, typer.Option(
+        "--theory-bulk", metavar="mp|step",
+        help="The theory's bulk: 'mp' the spiked surrogate (Cui et al.), 'step' the step's own "
+             "bulk (one step; closes the surrogate's gap at large eta²/alpha0).")] = "mp",
     out: Out = None,
     plot: Plot = None,
     json_: Json = False,
@@ -143,6 +148,8 @@ def onestep_simulate(
     from twolayer.onestep import simulate, theory
 
     check_outputs(out, plot, overwrite)
+    if theory_bulk not in ("mp", "step"):
+        raise UserError(f"--theory-bulk must be 'mp' or 'step'; got {theory_bulk!r}")
     t0 = time.perf_counter()
 
     def progress(done, total):
@@ -157,7 +164,7 @@ def onestep_simulate(
         try:  # the same model at d = inf and β = p/d
             th_prm = OnestepTheory.of({k: getattr(prm, k) for k in OnestepTheory.model_fields
                                        if k in OnestepSimulate.model_fields},
-                                      beta=p / prm.d, d="inf")
+                                      beta=p / prm.d, d="inf", bulk=theory_bulk)
             th = theory(th_prm)
         except TwolayerError as e:  # no spiked form: simulate anyway
             print(f"twolayer: warning: no theory: {e}", file=sys.stderr)
@@ -170,6 +177,13 @@ def onestep_simulate(
         plot_onestep(plot, theory=th_d, simulation=sim, rf=rf_d,
                      title=_title(prm) + f", p={p}")
     _emit_simulation(prm, sim, th, json_, elapsed)
+
+
+def th_bulk(th) -> str:
+    """The bulk a theory result was computed with ('mp' or 'step')."""
+    import json
+
+    return json.loads(th.attrs["params"]).get("bulk", "mp")
 
 
 def _feature_summary(sim) -> dict:
@@ -199,6 +213,7 @@ def _emit_simulation(prm, sim, th, json_: bool, elapsed: float) -> None:
             obj["theory_test_error"] = _by_lam(th["test_error"].values, n_lam)
             obj["theory_converged"] = _by_lam(th["converged"].values, n_lam)
             obj["theory_status"] = th.attrs["status"]
+            obj["theory_bulk"] = th_bulk(th)
             obj["srf"] = {k: th.attrs[k] for k in ("bulk_scale", "spike", "alignment")}
             if "degrees" in th.attrs:
                 obj["theory_degrees"] = th.attrs["degrees"]
@@ -214,7 +229,8 @@ def _emit_simulation(prm, sim, th, json_: bool, elapsed: float) -> None:
             "± std": [float(v) for v in sim["test_error_std"].values[:, j]],
         }
         if th is not None:
-            cols["theory (d=inf)"] = [float(v) for v in th["test_error"].values[:, j]]
+            name = "theory (d=inf)" if th_bulk(th) == "mp" else "theory (d=inf, step bulk)"
+            cols[name] = [float(v) for v in th["test_error"].values[:, j]]
         table(cols, f"one-step test error: d={prm.d}, p={sim.attrs['p']}, "
               f"{sim.sizes['seed']} seeds, λ={lam:g}")
     print("step diagnostics (mean over seeds): "

@@ -207,8 +207,10 @@ ONESTEP_VALIDITY = Recipe(
          "rise is resolved (−3.6% ± 2.0% at 0.5 to +6.8% ± 1.4% at 18: d = 300 adds its own "
          "few-% offset), the relu sign is not (s.e. 1.3–5.8%). Open markers, dashed: the same "
          "gap against the d = ∞ theory on the step's own bulk (bulk = \"step\", "
-         "twolayer.onestep.stepbulk), which closes it: at d = 2000 within 2 s.e. at every "
-         "η̃ measured (docs/models/onestep.md)",
+         "twolayer.onestep.stepbulk), which closes it: at d = 2000 the tanh gap is +1.2% to "
+         "−0.7% (within 1.5 s.e. at every η̃²/α0), the relu gap −0.6% to −1.8% (± 0.6–1.1%); "
+         "at d = 300 the tanh gap against it is flat in η̃²/α0 (−4% to −3%, the small size's "
+         "own offset)",
     sizes={
         "small": {"d": 300, "seeds": 4},
         "full": {"d": 2000, "seeds": 8},
