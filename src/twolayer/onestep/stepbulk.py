@@ -84,6 +84,14 @@ def _residual_rule(teacher, mu0: float, noise: float, n: int = 60, n_noise: int 
     return t, y - mu0, wt
 
 
+def _no_samples(s) -> np.ndarray:
+    """The pencil's d-block inverse without the step samples: x = a = b/(1 + s)."""
+    gd = np.zeros((*np.shape(s), 2, 2), complex)
+    gd[..., 0, 0] = gd[..., 1, 0] = gd[..., 1, 1] = 1.0 / (1.0 + s)
+    gd[..., 0, 1] = -s / (1.0 + s)
+    return gd
+
+
 @dataclass(frozen=True)
 class StepBulk:
     """The deterministic equivalents of the bulk of W1 after one step (module docstring).
@@ -174,11 +182,7 @@ class StepBulk:
     def _start(self, z):
         """(m, d-block) of the bulk without the step: m = 1/(1 − z), N = (I + s)⁻¹."""
         m = 1.0 / (1.0 - z)
-        s = self.beta * m
-        gd = np.zeros((*np.shape(z), 2, 2), complex)
-        gd[..., 0, 0] = gd[..., 1, 0] = gd[..., 1, 1] = 1.0 / (1.0 + s)
-        gd[..., 0, 1] = -s / (1.0 + s)
-        return m, gd
+        return m, _no_samples(self.beta * m)
 
     def resolvent(self, s, gd) -> np.ndarray:
         """N = (I + s(A² + kT))⁻¹ on (θ, g⊥/‖g⊥‖), shape (…, 2, 2), from the converged d-block:
@@ -236,9 +240,7 @@ class StepBulk:
 
     def _pencil_at(self, s: np.ndarray) -> np.ndarray:
         """The d-block at given s (the sample level alone)."""
-        gd = np.zeros((*s.shape, 2, 2), complex)
-        gd[..., 0, 0] = gd[..., 1, 0] = gd[..., 1, 1] = 1.0 / (1.0 + s)
-        gd[..., 0, 1] = -s / (1.0 + s)
+        gd = _no_samples(s)
         for _ in range(self.max_iter):
             gdn, _ = self._blocks(s, gd)
             if np.all(np.abs(gdn - gd) <= self.tol * np.abs(gdn) + 1e-300):
