@@ -173,3 +173,19 @@ def test_cli_simulate_beside_the_step_bulk(capsys):
     code, out, err = run(capsys, ["onestep", "simulate", "--d", "50", "--seeds", "1",
                                   "--theory-bulk", "stp"])
     assert code == 2 and "--theory-bulk" in err and "run 1" not in err
+
+
+def test_cli_simulate_beside_the_post_step_theory(capsys):
+    """`--theory-bulk post-step` (several steps too): the column is the mean over the runs of
+    the fixed point on each run's own W after the steps, the library's post_step_theory."""
+    from twolayer.onestep import post_step_theory
+
+    args = dict(alpha0=[0.5, 0.5], eta=[2.0, 2.0], alpha=[2.0], d=150, seeds=2)
+    code, out, _ = run(capsys, ["onestep", "simulate", "--alpha0", "0.5,0.5", "--eta", "2,2",
+                                "--alpha", "2", "--d", "150", "--seeds", "2", "--theory-bulk",
+                                "post-step", "--json"])
+    res = json.loads(out)
+    assert code == 0 and res["theory_bulk"] == "post-step"
+    post = post_step_theory(**args)
+    assert res["theory_test_error"][0] == pytest.approx(float(post["test_error_mean"][0, 0]))
+    assert res["srf"]["spike"] == pytest.approx(float(post["spike"].mean()))

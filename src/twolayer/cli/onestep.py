@@ -135,9 +135,11 @@ def onestep_simulate(
     theory_: Annotated[bool, typer.Option(
         "--theory/--no-theory", help="Also give the d = inf theory.")] = True,
     theory_bulk: Annotated[str, typer.Option(
-        "--theory-bulk", metavar="mp|step",
+        "--theory-bulk", metavar="mp|step|post-step",
         help="The theory's bulk: 'mp' the spiked surrogate (Cui et al.), 'step' the step's own "
-             "bulk (one step; closes the surrogate's gap at large eta²/alpha0).")] = "mp",
+             "bulk at d = inf (one step), 'post-step' the fixed point on each run's real W1 "
+             "(finite d, any number of steps; the mean over the runs). 'step' and 'post-step' "
+             "close the surrogate's gap at large eta²/alpha0.")] = "mp",
     out: Out = None,
     plot: Plot = None,
     json_: Json = False,
@@ -148,8 +150,8 @@ def onestep_simulate(
     from twolayer.onestep import simulate, theory
 
     check_outputs(out, plot, overwrite)
-    if theory_bulk not in ("mp", "step"):
-        raise UserError(f"--theory-bulk must be 'mp' or 'step'; got {theory_bulk!r}")
+    if theory_bulk not in ("mp", "step", "post-step"):
+        raise UserError(f"--theory-bulk must be 'mp', 'step' or 'post-step'; got {theory_bulk!r}")
     t0 = time.perf_counter()
 
     def progress(done, total):
@@ -159,13 +161,19 @@ def onestep_simulate(
     elapsed = time.perf_counter() - t0
     sim.attrs["seconds"] = elapsed
     p = sim.attrs["p"]
-    th = th_prm = None
+    th = th_prm = th_d = None
     if theory_ or plot:
         try:  # the same model at d = inf and β = p/d
             th_prm = OnestepTheory.of({k: getattr(prm, k) for k in OnestepTheory.model_fields
                                        if k in OnestepSimulate.model_fields},
-                                      beta=p / prm.d, d="inf", bulk=theory_bulk)
-            th = theory(th_prm)
+                                      beta=p / prm.d, d="inf",
+                                      bulk="mp" if theory_bulk == "post-step" else theory_bulk)
+            if theory_bulk == "post-step":
+                th_d = _post_step_mean(prm.replace(alpha=_dense(prm.alpha) if plot
+                                                   else prm.alpha))
+                th = th_d.sel(alpha=prm.alpha)
+            else:
+                th = theory(th_prm)
         except TwolayerError as e:  # no spiked form: simulate anyway
             print(f"twolayer: warning: no theory: {e}", file=sys.stderr)
     save_result(sim, out, overwrite)
@@ -173,17 +181,37 @@ def onestep_simulate(
         from twolayer.plotting import plot_onestep
 
         stepped = any(a0 > 0 and eta > 0 for a0, eta in prm.steps)
-        th_d, rf_d = _curves(th_prm, stepped) if th is not None else (None, None)
+        if th is None:
+            rf_d = None
+        elif th_d is not None:  # post-step: its own curve, the d = inf RF baseline
+            rf_d = _curves(th_prm, True)[1] if stepped else None
+        else:
+            th_d, rf_d = _curves(th_prm, stepped)
         plot_onestep(plot, theory=th_d, simulation=sim, rf=rf_d,
                      title=_title(prm) + f", p={p}")
     _emit_simulation(prm, sim, th, json_, elapsed)
 
 
 def th_bulk(th) -> str:
-    """The bulk a theory result was computed with ('mp' or 'step')."""
+    """The bulk a theory result was computed with ('mp', 'step' or 'post-step')."""
     import json
 
+    if th.attrs.get("spectrum") == "post-step":
+        return "post-step"
     return json.loads(th.attrs["params"]).get("bulk", "mp")
+
+
+def _post_step_mean(prm: OnestepSimulate):
+    """The post-step theory of every run, as one theory curve: the mean over the runs'
+    errors, converged where every run's is, and the measured sRF parameters' means."""
+    from twolayer.onestep import post_step_theory
+
+    post = post_step_theory(prm)
+    th = post[["test_error_mean"]].rename(test_error_mean="test_error")
+    th["converged"] = post["converged"].all("seed")
+    th.attrs.update(post.attrs)
+    th.attrs.update({k: float(post[k].mean()) for k in ("bulk_scale", "spike", "alignment")})
+    return th
 
 
 def _feature_summary(sim) -> dict:
@@ -229,7 +257,8 @@ def _emit_simulation(prm, sim, th, json_: bool, elapsed: float) -> None:
             "± std": [float(v) for v in sim["test_error_std"].values[:, j]],
         }
         if th is not None:
-            name = "theory (d=inf)" if th_bulk(th) == "mp" else "theory (d=inf, step bulk)"
+            name = {"mp": "theory (d=inf)", "step": "theory (d=inf, step bulk)",
+                    "post-step": f"post-step theory (d={prm.d})"}[th_bulk(th)]
             cols[name] = [float(v) for v in th["test_error"].values[:, j]]
         table(cols, f"one-step test error: d={prm.d}, p={sim.attrs['p']}, "
               f"{sim.sizes['seed']} seeds, λ={lam:g}")

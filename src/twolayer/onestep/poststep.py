@@ -45,7 +45,7 @@ import xarray as xr
 from twolayer import activations
 from twolayer.errors import ConvergenceWarning, ParameterError
 from twolayer.onestep.simulate import _giant_step
-from twolayer.onestep.spectrum import SpectralRule, StepMap, step_map, weights_rule
+from twolayer.onestep.spectrum import SpectralRule, StepMap, step_map, step_maps, weights_rule
 from twolayer.params import OnestepSimulate, takes
 from twolayer.results import stamp
 
@@ -85,50 +85,71 @@ def post_step_rule(w1: np.ndarray, theta: np.ndarray, direction: np.ndarray,
 
 
 def the_step(prm: OnestepSimulate) -> tuple[float, float]:
-    """(α0, η̃) of the one step the post-step theory takes (η̃ at the parameters' d); a
+    """(α0, η̃) of the one step :func:`step_samples` draws (η̃ at the parameters' d); a
     ParameterError for several steps or a second layer that differs between rows."""
     if len(prm.steps) != 1:
-        raise ParameterError("the post-step theory takes one giant step; got "
+        raise ParameterError("step_samples takes one giant step; got "
                              f"{len(prm.steps)} (alpha0, eta) pairs")
+    (step,) = _the_steps(prm)
+    return step
+
+
+def _the_steps(prm: OnestepSimulate) -> list[tuple[float, float]]:
+    """(α0_t, η̃_t) of every step at the parameters' d; a ParameterError for a second layer
+    that differs between rows (the spike is then not one vector shared by all rows)."""
     if prm.a_init != "constant":
         raise ParameterError("the post-step theory assumes the same spike in every row (a "
                              "constant second layer during the step); got a_init "
                              f"{prm.a_init!r}")
-    (step,) = prm.steps_at(prm.d)
-    return step
+    return list(prm.steps_at(prm.d))
 
 
 def stepped_weights(prm: OnestepSimulate, run: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(θ, W0, W1) of the simulation's run ``run`` (the draws of :func:`simulate`, one step)."""
-    theta, w0, x0, y0 = step_samples(prm, run)
-    if x0 is None:
-        return theta, w0, w0
-    eta = the_step(prm)[1]
-    w1 = _giant_step(activations.get(prm.student), w0, x0, y0, eta)
-    if not np.max(np.abs(w1)) < 1e100:
-        raise ParameterError(f"the step with eta = {eta:g} overflowed; use a smaller eta")
-    return theta, w0, w1
+    """(θ, W0, W) of the simulation's run ``run``: W after all its steps, drawn exactly as
+    :func:`simulate` draws them (θ, W0, then each step's samples and label noise in turn)."""
+    steps = _the_steps(prm)
+    s = activations.get(prm.student)
+    rng = np.random.default_rng([prm.seed, run])
+    theta, w0 = _draw_start(prm, rng)
+    w = w0
+    for a0, eta in steps:
+        n0 = round(a0 * prm.d)
+        if n0 == 0 or eta == 0:
+            continue
+        w = _giant_step(s, w, *_draw_step(prm, rng, theta, n0), eta)
+        if not np.max(np.abs(w)) < 1e100:
+            raise ParameterError(f"the step with eta = {eta:g} overflowed; use a smaller eta")
+    return theta, w0, w
 
 
 def step_samples(prm: OnestepSimulate, run: int):
-    """(θ, W0, X0, y0) of the simulation's run ``run``: the teacher, the initial first layer
-    and the step's n0 × d inputs and labels (X0 = y0 = None when there is no step)."""
+    """(θ, W0, X0, y0) of the simulation's run ``run`` (one step): the teacher, the initial
+    first layer and the step's n0 × d inputs and labels (X0 = y0 = None when there is no step)."""
     a0, eta = the_step(prm)
-    t = activations.get(prm.teacher)
-    d, p = prm.d, prm.width
     rng = np.random.default_rng([prm.seed, run])
-    theta = rng.standard_normal(d)
-    theta /= np.linalg.norm(theta)
-    w0 = rng.standard_normal((p, d))
-    w0 /= np.linalg.norm(w0, axis=1, keepdims=True)
-    n0 = round(a0 * d)
+    theta, w0 = _draw_start(prm, rng)
+    n0 = round(a0 * prm.d)
     if n0 == 0 or eta == 0:
         return theta, w0, None, None
-    x0 = rng.standard_normal((n0, d))
-    y0 = t.fn(x0 @ theta)
+    return theta, w0, *_draw_step(prm, rng, theta, n0)
+
+
+def _draw_start(prm: OnestepSimulate, rng) -> tuple[np.ndarray, np.ndarray]:
+    """θ (unit) and W0 (rows uniform on the sphere), in the simulation's order."""
+    theta = rng.standard_normal(prm.d)
+    theta /= np.linalg.norm(theta)
+    w0 = rng.standard_normal((prm.width, prm.d))
+    w0 /= np.linalg.norm(w0, axis=1, keepdims=True)
+    return theta, w0
+
+
+def _draw_step(prm: OnestepSimulate, rng, theta, n0: int) -> tuple[np.ndarray, np.ndarray]:
+    """One step's n0 × d inputs and their labels (label noise drawn after the inputs)."""
+    x0 = rng.standard_normal((n0, prm.d))
+    y0 = activations.get(prm.teacher).fn(x0 @ theta)
     if prm.noise > 0:
         y0 = y0 + math.sqrt(prm.noise) * rng.standard_normal(n0)
-    return theta, w0, x0, y0
+    return x0, y0
 
 
 @takes(OnestepSimulate)
@@ -139,7 +160,12 @@ def post_step_theory(prm: OnestepSimulate, *, n_kappa: int = 96, tol: float = 1e
     Takes the parameters of :func:`twolayer.onestep.simulate` (``n_test`` and ``float32`` are
     unused); run i has the W1 of the simulation's run i, so the errors pair seed by seed. ĝ is
     the mean row of W1 − W0; at η̃ = 0 (random features) r_s = 0 and ĝ is a random direction.
-    Cost per run: the step and one p × p eigendecomposition.
+    Cost per run: the step(s) and one p × p eigendecomposition.
+
+    Several steps (``alpha0``/``eta`` lists): W1 is the first layer after the last step, drawn
+    as the simulation draws it. The spike stays one vector shared by every row (a constant
+    second layer), so the same decomposition applies; the ``map_*`` attributes are those of
+    :func:`~twolayer.onestep.spectrum.step_maps` after the last step.
 
     Returns a Dataset with ``test_error``, ``train_error``, ``converged`` on (seed, alpha, lam),
     ``test_error_mean`` and ``test_error_std`` (ddof = 1), and on (seed,) the measured
@@ -148,9 +174,13 @@ def post_step_theory(prm: OnestepSimulate, *, n_kappa: int = 96, tol: float = 1e
     carry the validity indicators ``noise_ratio`` = η̃²/α0 and ``noncentred`` = c₀ − 1.
     """
     alphas, lams = np.array(prm.alpha), np.array(prm.lam)
-    a0, eta = the_step(prm)
-    sm = step_map(prm.student, prm.teacher, a0, eta, prm.noise)
-    rf = eta == 0 or round(a0 * prm.d) == 0
+    steps = _the_steps(prm)
+    a0s, etas = zip(*steps, strict=True)
+    if len(steps) == 1:
+        sm = step_map(prm.student, prm.teacher, a0s[0], etas[0], prm.noise)
+    else:
+        sm = step_maps(prm.student, prm.teacher, a0s, etas, prm.noise, n_kappa=n_kappa)[-1]
+    rf = all(eta == 0 or round(a0 * prm.d) == 0 for a0, eta in steps)
     runs = []
     for i in range(prm.seeds):
         theta, w0, w1 = stepped_weights(prm, i)
@@ -195,5 +225,5 @@ def post_step_theory(prm: OnestepSimulate, *, n_kappa: int = 96, tol: float = 1e
         warnings.warn(message, ConvergenceWarning, stacklevel=3)
     return stamp(ds, prm, status, message, p=prm.width, spectrum="post-step",
                  map_spike=sm.spike, map_bulk_scale=sm.bulk_scale, map_alignment=sm.alignment,
-                 bulk_shrink=sm.bulk_shrink, **_theory.validity(a0, eta, sm))
+                 bulk_shrink=sm.bulk_shrink, **_theory.validity(a0s, etas, sm))
 

@@ -12,6 +12,7 @@ suffix: .png, .pdf or .svg).
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -39,8 +40,7 @@ def onestep_figure(theory: xr.Dataset | None = None, simulation: xr.Dataset | No
         col = style.colour(i)
         tag = f", λ = {lam:g}" if len(lams) > 1 else ""
         if theory is not None:
-            name = ("d = ∞ limit of the growing step" if "degrees" in theory.attrs
-                    else style.CURVE_NAME["theory"])
+            name = _theory_name(theory)
             ax.plot(theory["alpha"], _converged(theory.sel(lam=lam)), **style.THEORY, color=col,
                     label=name + tag)
         if rf is not None:
@@ -55,6 +55,18 @@ def onestep_figure(theory: xr.Dataset | None = None, simulation: xr.Dataset | No
     style.decorate(ax, x=style.axis_label("alpha"), y=style.y_label("onestep"), title=title)
     style.legend(ax)
     return fig
+
+
+def _theory_name(theory: xr.Dataset) -> str:
+    """The legend entry of a one-step theory curve: which theory it is."""
+    if "degrees" in theory.attrs:
+        return "d = ∞ limit of the growing step"
+    params = json.loads(theory.attrs["params"])
+    if theory.attrs.get("spectrum") == "post-step":
+        return f"post-step theory (the runs' own W1, d = {params['d']})"
+    if params.get("bulk") == "step":
+        return style.CURVE_NAME["theory"] + ", the step's own bulk"
+    return style.CURVE_NAME["theory"]
 
 
 def _converged(ds: xr.Dataset) -> np.ndarray:
