@@ -129,13 +129,17 @@ def test_step_bulk_closes_the_surrogates_gap_against_simulation():
 
 def test_step_bulk_at_a_small_step_is_the_surrogate():
     """η̃ = 0.05: the noise part is O(η̃²) and the two bulks give the same error to 1e-4; η̃ = 0
-    is random features whatever the bulk."""
+    is random features whatever the bulk; a linear student's step bulk is Marchenko–Pastur."""
     kw = dict(student="tanh", teacher="tanh", alpha0=1.0, alpha=[0.5, 2.0], lam=[0.01, 0.1])
     a = theory(**kw, eta=0.05, bulk="step")["test_error"].values
     b = theory(**kw, eta=0.05)["test_error"].values
     np.testing.assert_allclose(a, b, atol=1e-4)
     rf = theory(**kw, eta=0.0, bulk="step")["test_error"].values
     np.testing.assert_array_equal(rf, theory(**kw, eta=0.0)["test_error"].values)
+    # a linear student: σ' = 1 has no noise part and no linear part, W1 = W0 + spike exactly
+    lin = dict(kw, student="linear", eta=1.0)
+    np.testing.assert_allclose(theory(**lin, bulk="step")["test_error"].values,
+                               theory(**lin)["test_error"].values, rtol=1e-8)
 
 
 def test_step_bulk_refusals():

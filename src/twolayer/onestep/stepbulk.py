@@ -261,19 +261,19 @@ def step_bulk(student, teacher, alpha0: float, eta: float, beta: float = 1.0,
               noise: float = 0.0) -> StepBulk:
     """The :class:`StepBulk` of one step (α0, η̃) of ``student`` on ``teacher`` with label noise Δ.
 
-    Refuses (:class:`ModelAssumptionError`) a student with μ1 = 0 (no spike) and a step without
-    a noise part (v = E σ'² − μ1² − μ2² = 0, or η̃ = 0, or α0 = 0: the Marchenko–Pastur bulk is
-    then exact up to the shrink).
+    Refuses (:class:`ModelAssumptionError`) a student with μ1 = 0 (no spike) and no step
+    (η̃ = 0 or α0 = 0). An affine σ' (v = 0) has no noise part, and with μ2 = 0 (linear σ) the
+    bulk is Marchenko–Pastur exactly.
     """
     s = activations.get(student)
     mu0, mu1, mu2 = s.mu(0), s.mu(1), s.mu(2)
     if abs(mu1) < _TINY:
         raise ModelAssumptionError(f"student {s.name!r} has mu1 = E sigma'(z) = 0: the step "
                                    "makes no uniform spike")
-    v = s.deriv_second_moment - mu1**2 - mu2**2
-    if not v > _TINY or eta == 0 or alpha0 == 0:
-        raise ModelAssumptionError("the step has no noise part (eta = 0, alpha0 = 0 or a sigma' "
-                                   "that is linear): use bulk 'mp'")
+    if eta == 0 or alpha0 == 0:
+        raise ModelAssumptionError("no step (eta = 0 or alpha0 = 0): the bulk is W0, use bulk "
+                                   "'mp'")
+    v = max(s.deriv_second_moment - mu1**2 - mu2**2, 0.0)  # 0 for an affine σ'
     t, rho, wt = _residual_rule(teacher, mu0, noise)
     return StepBulk(beta, alpha0, eta * mu2, eta * eta * v / alpha0, t, rho, wt,
                     label=f"step bulk(alpha0={alpha0:g}, eta={eta:g}, beta={beta:g})")
