@@ -30,6 +30,14 @@ CASES = {
     "relu/tanh a0=2 eta=1": dict(student="relu", teacher="tanh", alpha0=2.0, eta=1.0),
     "relu/tanh a0=2 eta=2": dict(student="relu", teacher="tanh", alpha0=2.0, eta=2.0),
     "softplus/sin a0=1 eta=2": dict(student="softplus", teacher="sin", alpha0=1.0, eta=2.0),
+    "erf/tanh 3 steps a0=1 eta=3": dict(student="erf", teacher="tanh", alpha0=[1.0] * 3,
+                                        eta=[3.0] * 3),
+    "tanh/sin 3 steps a0=1 eta=2": dict(student="tanh", teacher="sin", alpha0=[1.0] * 3,
+                                        eta=[2.0] * 3),
+    "tanh/tanh 2 steps a0=0.5 eta=2": dict(student="tanh", teacher="tanh", alpha0=[0.5] * 2,
+                                           eta=[2.0] * 2),
+    "relu/tanh 2 steps a0=1 eta=2": dict(student="relu", teacher="tanh", alpha0=[1.0] * 2,
+                                         eta=[2.0] * 2),
 }
 ALPHA, LAM = [0.5, 1.0, 2.0], [0.01]
 

@@ -350,7 +350,7 @@ class OnestepTheory(_Onestep):
     draws: int = _doc("finite d: independent bulks averaged", default=1, ge=1)
     bulk: Literal["mp", "step"] = _doc(
         "d = inf bulk of W1: 'mp' the spiked surrogate's Marchenko–Pastur law (Cui et al.), "
-        "'step' the deterministic equivalent of the step's own bulk (one step; closes the "
+        "'step' the deterministic equivalent of the steps' own bulk (constant a; closes the "
         "surrogate's gap at large eta²/alpha0)", default="mp")
     n_kappa: int = _doc("Gauss–Hermite nodes of the conditional channel", default=96, ge=4)
     n_spectrum: int = _doc("quadrature nodes of the Marchenko–Pastur bulk", default=200, ge=8)

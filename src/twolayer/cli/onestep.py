@@ -123,7 +123,7 @@ def onestep_theory(prm: OnestepTheory, out: Out = None, plot: Plot = None, json_
         print(f"validity: eta^2/alpha0 = {th.attrs['noise_ratio']:.3g} (the spiked model was "
               "measured 3% off at 2 and 6% at 8, tanh), c0 - 1 = "
               f"{th.attrs['noncentred']:.3g} (relu/tanh, -1/pi: 6% off at eta^2/alpha0 = 2); "
-              "--bulk step (one step) closes both")
+              "--bulk step closes both")
     status_line(th)
     finish(th.attrs["status"])
 
@@ -137,7 +137,7 @@ def onestep_simulate(
     theory_bulk: Annotated[str, typer.Option(
         "--theory-bulk", metavar="mp|step|post-step",
         help="The theory's bulk: 'mp' the spiked surrogate (Cui et al.), 'step' the step's own "
-             "bulk at d = inf (one step), 'post-step' the fixed point on each run's real W1 "
+             "bulk at d = inf, 'post-step' the fixed point on each run's real W1 "
              "(finite d, any number of steps; the mean over the runs). 'step' and 'post-step' "
              "close the surrogate's gap at large eta²/alpha0.")] = "mp",
     out: Out = None,

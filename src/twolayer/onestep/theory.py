@@ -281,7 +281,7 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
     """Spiked-RF test error of the one-step network over a grid of α (n/d) and λ.
 
     ``d="inf"`` integrates over the Marchenko–Pastur bulk (no random matrix), or with
-    ``bulk="step"`` (one step) over the step's own bulk
+    ``bulk="step"`` (constant a, any number of steps) over the steps' own bulk
     (:mod:`twolayer.onestep.stepbulk`, which closes the surrogate's gap at large η̃²/α0); an
     integer ``d`` draws ``draws`` finite bulks of size p = round(β·d) (O(p³) each, as the
     reference notebook) from ``seed`` and averages the errors over them. η̃ = 0 is the
@@ -324,8 +324,7 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
     sm = maps[-1]
     tab = channel_tables(prm.student, prm.teacher, sm, n_kappa=prm.n_kappa)
     if step_bulk:
-        rules = [stepbulk.step_bulk(prm.student, prm.teacher, a0s[0], etas[0], prm.beta,
-                                    prm.noise)]
+        rules = [stepbulk.step_bulk(prm.student, prm.teacher, a0s, etas, prm.beta, prm.noise)]
     elif prm.d_inf:
         rules = [mp_rule(prm.beta, sm.bulk_scale**2, prm.n_spectrum)]
     else:
@@ -342,15 +341,15 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
 
 
 def _check_step_bulk(prm: OnestepTheory) -> None:
-    """``bulk="step"`` is the d = ∞ bulk of one giant step with a constant second layer."""
+    """``bulk="step"`` is the d = ∞ bulk of giant steps with a constant second layer."""
     if not prm.d_inf:
         raise ParameterError(
             "bulk 'step' is the d = inf theory of the step's own bulk; at a finite d use the "
             "post-step theory (twolayer.onestep.post_step_theory), or bulk 'mp'")
-    if len(prm.steps) > 1 or prm.growing or prm.a_init != "constant":
+    if prm.growing or prm.a_init != "constant":
         raise ModelAssumptionError(
-            "bulk 'step' is built for one giant step (one alpha0/eta pair, no eta_exponent, "
-            "a_init constant); use bulk 'mp' for the others")
+            "bulk 'step' is built for giant steps with a constant second layer (no "
+            "eta_exponent, a_init constant); use bulk 'mp' for the others")
 
 
 def dataset(sols: list[dict], alphas, lams, prm, spectrum: str, sm: StepMap,
