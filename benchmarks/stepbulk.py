@@ -7,7 +7,7 @@ For each case, α = 0.5, 1, 2 and λ = 0.01: the simulation's test error (mean �
 seeds, d = p), the d = ∞ theory with the surrogate's Marchenko–Pastur bulk (``bulk="mp"``) and
 with the step's own bulk (``bulk="step"``, :mod:`twolayer.onestep.stepbulk`), and both
 theories' deviation in units of the simulation's s.e. ``speed`` times a 20-point curve with each
-bulk (the first call and a second one in the same process).
+bulk after one, two and three steps (the first call and a second one in the same process).
 """
 
 import argparse
@@ -60,15 +60,17 @@ def compare(d: int, seeds: int, names) -> dict:
 
 
 def speed() -> dict:
-    kw = dict(CASES["tanh/tanh a0=0.5 eta=2"], alpha=list(np.linspace(0.1, 4.0, 20)), lam=LAM)
     res = {}
-    for bulk in ("mp", "step"):
-        times = []
-        for _ in range(2):
-            t0 = time.perf_counter()
-            theory(**kw, bulk=bulk)
-            times.append(time.perf_counter() - t0)
-        res[bulk] = {"first_s": times[0], "second_s": times[1]}
+    for case in ("tanh/tanh a0=0.5 eta=2", "tanh/tanh 2 steps a0=0.5 eta=2",
+                 "erf/tanh 3 steps a0=1 eta=3"):
+        kw = dict(CASES[case], alpha=list(np.linspace(0.1, 4.0, 20)), lam=LAM)
+        for bulk in ("mp", "step"):
+            times = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                theory(**kw, bulk=bulk)
+                times.append(time.perf_counter() - t0)
+            res[f"{case}, {bulk}"] = {"first_s": times[0], "second_s": times[1]}
     print(json.dumps(res))
     return res
 

@@ -96,6 +96,9 @@ class _Start:
     def trace(self, s):
         return 1.0 / (1.0 + s)
 
+    def sweep(self, s):
+        return 1.0 / (1.0 + s), 0.0
+
     def forms(self, s):
         return (1.0 / (1.0 + np.asarray(s, complex)))[..., None, None] * np.eye(1)
 
@@ -159,27 +162,36 @@ class StepLevel:
         al, be, p, ga = 1.0 - s1x, s - s1b, 1.0 + s2x, s2b
         return al, be, p, ga, be * p - al * ga
 
-    def solve(self, s):
-        """The d-block traces (g_x1, g_x2, g_b1, g_b2) at s (any shape): the self-consistency of
-        the pencil, with the level below evaluated at s' = δ'/α (warm-started)."""
+    def sweep(self, s):
+        """One update of the self-consistency at s (any shape), from the last state of that
+        shape, with one update of the levels below at s' = δ'/α: (the new (1/d) tr N_t(s), the
+        largest relative change at this level or below). Sweeping every level together costs
+        the slowest level's iterations, not their product."""
         s = np.asarray(s, complex)
         g = self._warm.get(s.shape)
         if g is None:
             n0 = 1.0 / (1.0 + s)
             g = (n0, -s * n0, n0, n0)
+        al, be, p, ga, de = self._d_block(s, self._self_energy(s, self._n_blocks(s, g)))
+        n1, below = self.prev.sweep(de / al)
+        new = (n1 / al - ga * (1 - n1) / de, -be * (1 - n1) / de, p * (1 - n1) / de,
+               al * (1 - n1) / de)
+        change = max(float(np.max(np.abs(a - b) / (np.abs(a) + 1e-300)))
+                     for a, b in zip(new, g, strict=True))
+        self._warm[s.shape] = new
+        return new[0], max(change, below)
+
+    def solve(self, s):
+        """The d-block traces (g_x1, g_x2, g_b1, g_b2) at s (any shape): the self-consistency of
+        the pencil, every level swept together until none changes by more than ``tol``; NaN if
+        that takes over ``max_iter`` sweeps."""
+        s = np.asarray(s, complex)
         for _ in range(self.max_iter):
-            al, be, p, ga, de = self._d_block(s, self._self_energy(s, self._n_blocks(s, g)))
-            n1 = self.prev.trace(de / al)
-            new = (n1 / al - ga * (1 - n1) / de, -be * (1 - n1) / de, p * (1 - n1) / de,
-                   al * (1 - n1) / de)
-            done = all(np.all(np.abs(a - b) <= self.tol * np.abs(a) + 1e-300)
-                       for a, b in zip(new, g, strict=True))
-            g = new
-            if done:
-                self._warm[s.shape] = g
-                return g
+            _, change = self.sweep(s)
+            if not change > self.tol:  # NaN counts as not settled
+                return self._warm[s.shape]
         self._warm.pop(s.shape, None)
-        return tuple(np.full_like(x, np.nan) for x in g)
+        return tuple(np.full(s.shape, np.nan, complex) for _ in range(4))
 
     def trace(self, s):
         return self.solve(s)[0]
@@ -284,11 +296,12 @@ class StepBulk:
             m = start if start is not None else 1.0 / (1.0 - z)
             for _ in range(self.max_iter):
                 s = self.beta * m
-                mn = 1.0 / (-z + (1.0 - self.top.trace(s)) / s)
+                n, below = self.top.sweep(s)  # one sweep of every level at once
+                mn = 1.0 / (-z + (1.0 - n) / s)
                 done = ((np.abs(mn.real - m.real) <= self.tol * np.abs(mn.real))
                         & (np.abs(mn.imag - m.imag) <= self.tol * np.abs(mn.imag) + 1e-300))
                 m = (1 - damp) * mn + damp * m
-                if np.all(done):
+                if np.all(done) and below <= self.tol:
                     self._warm[key] = m
                     return m
             start = None
@@ -325,7 +338,7 @@ class StepBulk:
 
 
 def step_bulk(student, teacher, alpha0, eta, beta: float = 1.0, noise: float = 0.0,
-              n_kappa: int = 24) -> StepBulk:
+              n_kappa: int = 16) -> StepBulk:
     """The :class:`StepBulk` after one step (α0, η̃) or several (sequences, one entry per
     step) of ``student`` on ``teacher`` with label noise Δ.
 
@@ -376,6 +389,9 @@ class _Idle:
 
     def trace(self, s):
         return self.prev.trace(s)
+
+    def sweep(self, s):
+        return self.prev.sweep(s)
 
     def forms(self, s):
         f = self.prev.forms(s)
