@@ -217,7 +217,7 @@ def test_a_scheduler_lost_mid_run_is_exit_4(tmp_path, capsys, monkeypatch):
         os.environ.update(environ)
     assert code == 4, err
     obj = json.loads(out)
-    assert (obj["counts"]["ok"], obj["counts"]["failed"]) == (1, 1)
+    assert (obj["counts"]["ok"], obj["counts"]["failed"]) == (1, 1), obj["failed"]
     [lost] = obj["failed"]
     assert lost["reason"].startswith("cut short: OSError: Timed out")
     assert (tmp_path / "cfg.nc").is_file()
