@@ -68,24 +68,35 @@ _TINY = 1e-10
 _H = 1e-30  # complex step for G'(z)
 
 
-def _residual_rule(teacher, mu0: float, noise: float, n: int = 60, n_noise: int = 32):
-    """Nodes (θ·x, ρ) and weights for E over one step sample: ρ = σ⋆(t) + √Δ ξ − μ0.
-
-    t by Gauss–Legendre on [−8, 0] and [0, 8] (n nodes each) with the Gaussian density (a kink
-    at 0, as relu's, costs nothing), ξ by n_noise-point Gauss–Hermite when Δ > 0: test errors
-    change by < 1e-9 (Δ = 0) and < 6e-5 relative (Δ = 0.5, against 48 noise nodes).
-    """
+def _split_rule(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights for E over t ~ N(0, 1): Gauss–Legendre on [−8, 0] and [0, 8] (n nodes
+    each) with the Gaussian density, so a kink of σ⋆ at 0 (relu's) costs nothing."""
     x, w = leggauss(n)
     t = np.concatenate([4.0 * (x - 1.0), 4.0 * (x + 1.0)])
     wt = np.concatenate([w, w]) * 4.0 * np.exp(-0.5 * t * t)
-    wt /= wt.sum()
-    y = activations.get(teacher).fn(t)
-    if noise > 0:
-        xi, wx = gaussian.hermite_rule(n_noise)
-        t = np.repeat(t, len(xi))
-        rho = np.repeat(y, len(xi)) - mu0 + math.sqrt(noise) * np.tile(xi, len(y))
-        return t, rho, np.outer(wt, wx).ravel()
-    return t, y - mu0, wt
+    return t, wt / wt.sum()
+
+
+def _with_label_noise(rho, wt, noise: float, n_noise: int, *carried):
+    """The rule with label noise: each node split into n_noise Gauss–Hermite nodes ξ, the
+    residual ρ + √Δ ξ, the weights multiplied, the ``carried`` per-node arrays repeated.
+    Returns (ρ, weights, *carried); without noise they are returned as they are."""
+    if not noise > 0:
+        return (rho, wt, *carried)
+    xi, wx = gaussian.hermite_rule(n_noise)
+    rho = (rho[:, None] + math.sqrt(noise) * xi[None, :]).ravel()
+    return (rho, np.outer(wt, wx).ravel(), *(np.repeat(a, len(xi)) for a in carried))
+
+
+def _residual_rule(teacher, mu0: float, noise: float, n: int = 60, n_noise: int = 32):
+    """Nodes (θ·x, ρ) and weights for E over one first-step sample: ρ = σ⋆(t) + √Δ ξ − μ0.
+
+    t by :func:`_split_rule`, ξ by n_noise-point Gauss–Hermite when Δ > 0: test errors change by
+    < 1e-9 (Δ = 0) and < 6e-5 relative (Δ = 0.5, against 48 noise nodes).
+    """
+    t, wt = _split_rule(n)
+    rho, wt, t = _with_label_noise(teacher.fn(t) - mu0, wt, noise, n_noise, t)
+    return t, rho, wt
 
 
 class _Start:
@@ -406,7 +417,7 @@ def _level(s, t, prev, alpha0, eta, noise, before, n_kappa) -> StepLevel:
     if before is None or before.spike == 0.0:  # the first step: ν's are constants
         mu0, mu1, mu2 = s.mu(0), s.mu(1), s.mu(2)
         v = max(s.deriv_second_moment - mu1**2 - mu2**2, 0.0)  # 0 for an affine σ'
-        u, rho, wt = _residual_rule(t.name, mu0, noise)
+        u, rho, wt = _residual_rule(t, mu0, noise)
         return StepLevel(prev, alpha0, eta * eta / alpha0, u[None, :], wt, eta * mu2 * rho,
                          v * rho**2, mu1 * rho, np.eye(prev.dim)[:1])
     gam = before.alignment
@@ -422,15 +433,8 @@ def _level(s, t, prev, alpha0, eta, noise, before, n_kappa) -> StepLevel:
     nu1 = s.deriv(lam) @ wh
     nu2 = (s.deriv(lam) * h) @ wh / sc
     v = np.maximum((s.deriv(lam) ** 2) @ wh - nu1**2 - sc * sc * nu2**2, 0.0)
-    y = t.fn(u)
-    if noise > 0:
-        xi, wx = gaussian.hermite_rule(12)
-        rho = (y - mu0)[:, None] + math.sqrt(noise) * xi[None, :]
-        expand = (lambda a: np.repeat(a, len(xi)))  # noqa: E731
-        u, w, nu1, nu2, v = (expand(a) for a in (u, w, nu1, nu2, v))
-        wt, rho = np.outer(wt, wx).ravel(), rho.ravel()
-    else:
-        rho = y - mu0
+    rho, wt, u, w, nu1, nu2, v = _with_label_noise(t.fn(u) - mu0, wt, noise, 12,
+                                                   u, w, nu1, nu2, v)
     if perp > 1e-9:
         e_perp = (ghat - gam * np.eye(prev.dim)[0]) / perp
         P, coords = np.stack([np.eye(prev.dim)[0], e_perp]), np.stack([u, w])
@@ -441,11 +445,8 @@ def _level(s, t, prev, alpha0, eta, noise, before, n_kappa) -> StepLevel:
 
 
 def _pair_rule(n: int):
-    """(u, w, weights): a tensor rule for two independent N(0, 1) coordinates, u split at 0
-    (Gauss–Legendre on [−8, 0], [0, 8], for a kink of σ⋆ at 0) and w Gauss–Hermite."""
-    x, wl = leggauss(n)
-    u1 = np.concatenate([4.0 * (x - 1.0), 4.0 * (x + 1.0)])
-    wu = np.concatenate([wl, wl]) * np.exp(-0.5 * u1 * u1)
-    wu /= wu.sum()
+    """(u, w, weights): a tensor rule for two independent N(0, 1) coordinates, u by
+    :func:`_split_rule` (a kink of σ⋆ at 0) and w Gauss–Hermite."""
+    u1, wu = _split_rule(n)
     w1, ww = gaussian.hermite_rule(n)
     return (np.repeat(u1, n), np.tile(w1, len(u1)), np.outer(wu, ww).ravel())
