@@ -123,7 +123,7 @@ def solve(
 
     ``rule`` is a :class:`SpectralRule` (nodes and weights of the bulk averages) or anything with
     ``stieltjes(z)`` (:class:`~twolayer.onestep.stepbulk.StepBulk`: the averages from the
-    transforms at z0 = −(λ + V̂2)/V̂1, see :func:`_resolvent_averages`).
+    transforms at z0 = −(λ + V̂2)/V̂1); both through :func:`_bulk_averages`.
 
     Returns the order parameters, ``test_error``, ``train_error``, ``converged``,
     ``iterations`` (per point) and ``residual`` (max |update| at the last iteration).
@@ -135,11 +135,6 @@ def solve(
     wk = tab.weight
     mu0, mu1, mu2, h, h1 = (x[None, None, :] for x in (tab.mu0, tab.mu1, tab.mu2, tab.h, tab.h1))
     hh = tab.hh[None, None, :] + noise
-    nodes = isinstance(rule, SpectralRule)  # else Stieltjes transforms (StepBulk)
-    if nodes:
-        D = rule.nodes[None, None, :]
-        wD, wF, wH = rule.w, rule.w_spike, rule.w_teacher
-        wX = np.zeros_like(wD) if rule.w_cross is None else rule.w_cross
     has_mean = float(np.sum(wk * tab.mu0**2)) > 1e-14
 
     def initial():
@@ -173,13 +168,8 @@ def solve(
         qh2 = A * E(mu2**2 * err * inv**2)
         Vh1 = A * E(mu1**2 * inv)
         Vh2 = A * E(mu2**2 * inv)
-        if nodes:
-            S = lam + Vh1 * D + Vh2
-            gF = np.sum(wF / S, -1)[..., None]
-            gX = np.sum(wX / S, -1)[..., None]  # ϑ = ϑ̂⟨F'/S⟩ + ψ̂⟨X'/S⟩
-        else:
-            bulk = _resolvent_averages(rule, lam, Vh1, Vh2)
-            gF, gX = bulk["spike"]["1/S"], bulk["cross"]["1/S"]
+        bulk = _bulk_averages(rule, lam, Vh1, Vh2)
+        gF, gX = bulk["spike"]["1/S"], bulk["cross"]["1/S"]  # ϑ = ϑ̂⟨F'/S⟩ + ψ̂⟨X'/S⟩
         # ϑ and m enter the channel linearly: solve them exactly given V (a naive iteration of
         # ϑ = ϑ̂⟨F'/S⟩ has gain ~1/λ on the null space of Ω when β > 1).
         psh = A * E(mu1 * h1 * inv)
@@ -197,18 +187,7 @@ def solve(
             th_new = (gF * a_th + gX * psh) / (1 + gF * b_th)
             m_new = np.zeros_like(th_new)
         thh = a_th - b_th * th_new - e_th * m_new
-        if nodes:
-            src = (qh1 * D + qh2) / S**2
-            mean2 = (thh**2 * wF + psh**2 * wH + 2 * thh * psh * wX) / S**2
-            new = {
-                "q1": np.sum((D * src) * wD + D * mean2, -1),
-                "q2": np.sum(src * wD + mean2, -1),
-                "V1": np.sum(D / S * wD, -1),
-                "V2": np.sum(1 / S * wD, -1),
-                "psi": psh[..., 0] * np.sum(wH / S, -1) + thh[..., 0] * gX[..., 0],
-            }
-        else:
-            new = _resolvent_update(bulk, qh1, qh2, thh, psh, gX)
+        new = _bulk_update(bulk, qh1, qh2, thh, psh, gX)
         new.update(vartheta=th_new[..., 0], m=m_new[..., 0])
         with np.errstate(invalid="ignore"):
             delta = np.max([np.abs(new[k] - st[k]) / (1.0 + np.abs(st[k])) for k in _ORDER], 0)
@@ -247,11 +226,27 @@ def solve(
     return out
 
 
-def _resolvent_averages(rule, lam, vh1, vh2) -> dict[str, dict[str, np.ndarray]]:
-    """The bulk averages ⟨f(D)⟩ of the fixed point from Stieltjes transforms: with
-    S = λ + V̂1 D + V̂2 = V̂1 (D − z0), each measure's (mass M, G(z0), G'(z0)) gives
-    ⟨1/S⟩ = G/V̂1, ⟨D/S⟩ = (M + z0 G)/V̂1, ⟨1/S²⟩ = G'/V̂1², ⟨D/S²⟩ = (G + z0 G')/V̂1² and
-    ⟨D²/S²⟩ = (M + 2 z0 G + z0² G')/V̂1²."""
+def _bulk_averages(rule, lam, vh1, vh2) -> dict[str, dict[str, np.ndarray]]:
+    """The bulk averages ⟨f(D)/…⟩ the fixed point needs, S = λ + V̂1 D + V̂2, for each measure
+    (``w`` the eigenvalues, ``spike``/``teacher``/``cross`` the weights F', H', X'): ⟨1/S⟩,
+    ⟨D/S⟩, ⟨1/S²⟩, ⟨D/S²⟩, ⟨D²/S²⟩, each of shape (…, 1).
+
+    A :class:`SpectralRule` sums over its nodes. Anything with ``stieltjes(z)`` (a
+    :class:`~twolayer.onestep.stepbulk.StepBulk`) gives each measure's mass M, G(z0), G'(z0)
+    at z0 = −(λ + V̂2)/V̂1, S = V̂1 (D − z0): ⟨1/S⟩ = G/V̂1, ⟨D/S⟩ = (M + z0 G)/V̂1,
+    ⟨1/S²⟩ = G'/V̂1², ⟨D/S²⟩ = (G + z0 G')/V̂1², ⟨D²/S²⟩ = (M + 2 z0 G + z0² G')/V̂1².
+    """
+    kinds = ("1/S", "D/S", "1/S2", "D/S2", "D2/S2")
+    if isinstance(rule, SpectralRule):
+        d = rule.nodes[None, None, :]
+        s1 = 1.0 / (lam + vh1 * d + vh2)
+        s2 = s1 * s1
+        cross = np.zeros_like(rule.w) if rule.w_cross is None else rule.w_cross
+        names = ("w", "spike", "teacher", "cross")
+        sums = np.stack([s1, d * s1, s2, d * s2, d * d * s2]) @ np.stack(
+            [rule.w, rule.w_spike, rule.w_teacher, cross]).T  # (kind, α, λ, measure)
+        return {name: {k: sums[i, ..., j, None] for i, k in enumerate(kinds)}
+                for j, name in enumerate(names)}
     z0 = -(lam + vh2) / vh1
     out = {}
     for name, (mass, g, dg) in rule.stieltjes(z0).items():
@@ -261,10 +256,10 @@ def _resolvent_averages(rule, lam, vh1, vh2) -> dict[str, dict[str, np.ndarray]]
     return out
 
 
-def _resolvent_update(bulk, qh1, qh2, thh, psh, gX) -> dict[str, np.ndarray]:
-    """q1, q2, V1, V2, ψ of the fixed point from the averages of :func:`_resolvent_averages`
-    (the node rule's sums, written per measure: w the eigenvalues; spike, teacher, cross the
-    weights F', H', X' that ϑ̂², ψ̂², 2ϑ̂ψ̂ multiply)."""
+def _bulk_update(bulk, qh1, qh2, thh, psh, gX) -> dict[str, np.ndarray]:
+    """q1, q2, V1, V2, ψ of the fixed point from the averages of :func:`_bulk_averages`
+    (per measure: w the eigenvalues, which q̂1, q̂2 multiply; spike, teacher, cross the weights
+    F', H', X' that ϑ̂², ψ̂², 2ϑ̂ψ̂ multiply)."""
     def mean2(f):
         return (thh**2 * bulk["spike"][f] + psh**2 * bulk["teacher"][f]
                 + 2 * thh * psh * bulk["cross"][f])
