@@ -192,7 +192,7 @@ def onestep_simulate(
     _emit_simulation(prm, sim, th, json_, elapsed)
 
 
-def th_bulk(th) -> str:
+def _th_bulk(th) -> str:
     """The bulk a theory result was computed with ('mp', 'step' or 'post-step')."""
     import json
 
@@ -241,7 +241,7 @@ def _emit_simulation(prm, sim, th, json_: bool, elapsed: float) -> None:
             obj["theory_test_error"] = _by_lam(th["test_error"].values, n_lam)
             obj["theory_converged"] = _by_lam(th["converged"].values, n_lam)
             obj["theory_status"] = th.attrs["status"]
-            obj["theory_bulk"] = th_bulk(th)
+            obj["theory_bulk"] = _th_bulk(th)
             obj["srf"] = {k: th.attrs[k] for k in ("bulk_scale", "spike", "alignment")}
             if "degrees" in th.attrs:
                 obj["theory_degrees"] = th.attrs["degrees"]
@@ -258,7 +258,7 @@ def _emit_simulation(prm, sim, th, json_: bool, elapsed: float) -> None:
         }
         if th is not None:
             name = {"mp": "theory (d=inf)", "step": "theory (d=inf, step bulk)",
-                    "post-step": f"post-step theory (d={prm.d})"}[th_bulk(th)]
+                    "post-step": f"post-step theory (d={prm.d})"}[_th_bulk(th)]
             cols[name] = [float(v) for v in th["test_error"].values[:, j]]
         table(cols, f"one-step test error: d={prm.d}, p={sim.attrs['p']}, "
               f"{sim.sizes['seed']} seeds, λ={lam:g}")
