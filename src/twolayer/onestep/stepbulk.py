@@ -61,6 +61,7 @@ from numpy.polynomial.legendre import leggauss
 
 from twolayer import activations, gaussian
 from twolayer.errors import ModelAssumptionError
+from twolayer.onestep.spectrum import step_maps
 
 __all__ = ["StepBulk", "step_bulk"]
 
@@ -360,8 +361,6 @@ def step_bulk(student, teacher, alpha0, eta, beta: float = 1.0, noise: float = 0
     ``n_kappa``-point Hermite rule. Refuses (:class:`ModelAssumptionError`) a student with
     μ1 = 0 (no spike) and no step at all.
     """
-    from twolayer.onestep.spectrum import step_maps
-
     s = activations.get(student)
     a0s, etas = np.atleast_1d(alpha0).tolist(), np.atleast_1d(eta).tolist()
     if abs(s.mu(1)) < _TINY:
