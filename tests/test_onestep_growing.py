@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import run
 from twolayer import activations
-from twolayer.errors import ModelAssumptionError, ParameterError
+from twolayer.errors import ParameterError
 from twolayer.onestep import simulate, theory
 from twolayer.onestep.growing import alignment, emerging_degrees, equivalent_model_error
 from twolayer.onestep.simulate import _giant_step
@@ -128,15 +128,15 @@ def test_cli_growing_step(capsys):
     assert json.loads(out)["degrees"] == [1, 2]
     code, _, err = run(capsys, ["onestep", "theory", "--eta-exponent", "0.25"])
     assert code == 2 and "threshold" in err and err.count("\n") == 1
-    code, _, err = run(capsys, ["onestep", "theory", "--a-init", "gaussian"])
-    assert code == 2 and "outside the spiked-RF theory" in err
+    code, _, err = run(capsys, ["onestep", "theory", "--a-init", "gaussian", "--d", "500"])
+    assert code == 2 and "d = inf" in err
     code, _, err = run(capsys, ["onestep", "theory", "--eta-exponent", "0.7"])
     assert code == 2 and "--eta-exponent" in err
 
 
-def test_giant_step_with_a_gaussian_second_layer_has_no_theory():
-    with pytest.raises(ModelAssumptionError):
-        theory(a_init="gaussian", alpha=[1.0])
+def test_giant_step_with_a_gaussian_second_layer_has_no_finite_d_theory():
+    with pytest.raises(ParameterError, match="d = inf"):
+        theory(a_init="gaussian", d=500, alpha=[1.0])
 
 
 @pytest.mark.parametrize("student, zeta, expected", [

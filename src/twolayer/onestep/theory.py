@@ -303,11 +303,10 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
         from twolayer.onestep.growing import growing_theory
 
         return growing_theory(prm)
-    if stepped and prm.a_init == "gaussian":
-        raise ModelAssumptionError(
-            "a Gaussian second layer during a giant step (eta_exponent 0.5) gives every neuron its "
-            "own spike strength, outside the spiked-RF theory; use a_init constant, or "
-            "eta_exponent < 0.5 with d = inf (the growing-step limit), or simulate")
+    if stepped and prm.a_init == "gaussian":  # every neuron its own spike: neuron types
+        from twolayer.onestep.typed import gaussian_a_theory
+
+        return gaussian_a_theory(prm)
     alphas, lams = np.array(prm.alpha), np.array(prm.lam)
     # growing at a finite d (constant a): the giant-step theory at η̃ = eta·d^(ζ − ½)
     a0s, etas = zip(*(prm.steps_at(prm.d) if prm.growing and not prm.d_inf else prm.steps),
@@ -353,7 +352,7 @@ def dataset(sols: list[dict], alphas, lams, prm, spectrum: str, sm: StepMap,
     with the schema of :mod:`twolayer.results` and the sRF parameters ``sm`` as attributes."""
     dims = ("alpha", "lam")
     data = {}
-    for key in (*_ORDER, "test_error", "train_error", "residual"):
+    for key in (k for k in (*_ORDER, "test_error", "train_error", "residual") if k in sols[0]):
         stack = np.stack([s[key] for s in sols])
         data[key] = (dims, stack.mean(0))
         if len(sols) > 1 and key == "test_error":

@@ -1,0 +1,97 @@
+"""A Gaussian second layer during one giant step: the typed theory against simulation.
+
+Run: python benchmarks/gaussian_a.py [--d 1000] [--seeds 12] [--cases 0,1,…] [--surrogate]
+     python benchmarks/gaussian_a.py speed
+
+For each case, α = 0.5, 1, 2 and λ = 0.01: the network's test error (a_j ~ N(0, 1) during the
+step, mean ± s.e. over the seeds, d = p), the d = ∞ theory with neuron types
+(:mod:`twolayer.onestep.typed`), its deviation in units of the simulation's s.e., and the
+constant-a theory of the same step for contrast. ``--surrogate`` also simulates the model the
+theory solves (rows b(a_j) w̃_j + a_j r ĝ, :func:`~twolayer.onestep.typed.surrogate_error`),
+which separates the fixed point's error from the surrogate bulk's. ``speed`` times a 20-point
+curve (first call and a second one in the same process) against the constant-a theory.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+from twolayer.onestep import simulate, theory
+from twolayer.onestep.typed import surrogate_error
+
+CASES = {
+    "tanh/tanh a0=1 eta=1": dict(student="tanh", teacher="tanh", alpha0=1.0, eta=1.0),
+    "tanh/tanh a0=0.5 eta=2": dict(student="tanh", teacher="tanh", alpha0=0.5, eta=2.0),
+    "erf/sin a0=1 eta=2": dict(student="erf", teacher="sin", alpha0=1.0, eta=2.0),
+    "relu/tanh a0=2 eta=1": dict(student="relu", teacher="tanh", alpha0=2.0, eta=1.0),
+    "tanh/relu a0=1 eta=2": dict(student="tanh", teacher="relu", alpha0=1.0, eta=2.0),
+    "relu/tanh a0=1 eta=2": dict(student="relu", teacher="tanh", alpha0=1.0, eta=2.0),
+}
+ALPHA, LAM = [0.5, 1.0, 2.0], [0.01]
+
+
+def compare(d: int, seeds: int, names, surrogate: bool) -> dict:
+    out = {}
+    for name in names:
+        kw = CASES[name]
+        typed = theory(**kw, a_init="gaussian", alpha=ALPHA, lam=LAM).test_error.values[:, 0]
+        const = theory(**kw, alpha=ALPHA, lam=LAM).test_error.values[:, 0]
+        sim = simulate(**kw, a_init="gaussian", alpha=ALPHA, lam=LAM, d=d,
+                       seeds=seeds).test_error.values[:, :, 0]
+        mean, se = sim.mean(0), sim.std(0, ddof=1) / np.sqrt(seeds)
+        rows = []
+        for j, a in enumerate(ALPHA):
+            row = {"alpha": a, "sim": float(mean[j]), "se": float(se[j]),
+                   "theory": float(typed[j]), "dev_se": float((typed[j] - mean[j]) / se[j]),
+                   "constant_a_theory": float(const[j])}
+            if surrogate:
+                m, s = surrogate_error(kw["student"], kw["teacher"], kw["alpha0"], kw["eta"],
+                                       d=d, alpha=a, lam=LAM[0], seeds=seeds, n_test=10000)
+                row.update(surrogate=m, surrogate_se=s, surrogate_dev_se=(typed[j] - m) / s)
+            rows.append(row)
+        out[name] = rows
+        print(name, json.dumps(rows), flush=True)
+    return out
+
+
+def speed() -> dict:
+    kw = dict(student="relu", teacher="tanh", alpha0=1.0, eta=2.0,
+              alpha=np.linspace(0.2, 3.0, 20).tolist(), lam=[0.01])
+    out = {}
+    for label, extra in (("gaussian a", {"a_init": "gaussian"}), ("constant a", {})):
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            theory(**kw, **extra)
+            times.append(time.perf_counter() - t0)
+        out[label] = times
+        print(f"{label}: 20-point curve {times[0]:.2f} s (first), {times[1]:.2f} s (second)")
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", nargs="?", default="compare", choices=["compare", "speed"])
+    ap.add_argument("--d", type=int, default=1000)
+    ap.add_argument("--seeds", type=int, default=12)
+    ap.add_argument("--cases", default="")
+    ap.add_argument("--surrogate", action="store_true")
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    if args.mode == "speed":
+        res = speed()
+    else:
+        names = list(CASES)
+        if args.cases:
+            names = [names[int(i)] for i in args.cases.split(",")]
+        res = compare(args.d, args.seeds, names, args.surrogate)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

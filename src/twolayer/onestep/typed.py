@@ -1,0 +1,312 @@
+"""The sRF theory with neuron types: a Gaussian second layer during one giant step.
+
+With a_j ~ N(0, 1) during the step (f = (1/p) Σ_j a_j σ(w_j·x), so f0 → 0 and the residual is
+ρ = y), row j moves by a_j times the constant-a update at f0 = 0 (the step map of
+:mod:`twolayer.onestep.spectrum` with η̃ → a_j η̃ and μ0 → 0):
+
+    w1_j = b(a_j) w̃_j + a_j r ĝ,   r = η̃ μ1 ‖g‖,   ‖g‖² = μ1⋆² + E y²/α0,   γ = ĝ·θ = μ1⋆/‖g‖,
+    b(a)² = (1 + a η̃ μ2 μ0⋆)² + a² η̃² E y² (E σ'² − μ1²)/α0,
+
+with w̃_j of unit norm and isotropic (the surrogate bulk). Every neuron has its own spike
+strength a_j r and bulk scale b(a_j), so the conditional Gaussian equivalence (given κ = ĝ·x)
+has per-neuron coefficients μ0,1,2(a_j, κ) (those of :func:`twolayer.onestep.theory.
+channel_tables` at loc a r κ and scale b(a)). The neurons are grouped in types: the T nodes
+of a Gauss–Hermite rule in a, with fractions π_t.
+
+Given κ the features are Gaussian with mean m(κ) + D1(κ) ω κ (ω = Wĝ, entries b_j N(0, 1/d))
+and covariance Σ(κ) = D1(κ) Ω D1(κ) + D2(κ)², Ω = W Π Wᵀ = Σ_i w^i w^iᵀ over the d columns of
+the bulk. Ridge on this mixture over the K nodes κ_k of a Hermite rule is the replica system of
+:func:`twolayer.onestep.theory.solve` resolved per node (k) and per type (t):
+
+- the resolvent Q = (λ + Σ_k c_k Σ(κ_k))⁻¹, c_k = (α/β) w_k/(1 + V_k), is a sum of d i.i.d.
+  rank-K terms Y_i C Y_iᵀ (Y_i = [D1(κ_k) w^i]_k). Its deterministic equivalent is diagonal,
+  R_t = 1/(Δ_t + b_t² u_tᵀ M u_t), M = (I + CΦ)⁻¹C, Φ = β Σ_t π_t b_t² R_t u_t u_tᵀ (K × K),
+  u_t = μ1(a_t, κ_·), Δ_t = λ + Σ_k c_k μ2(a_t, κ_k)²;
+- V_k = (1/p) tr Σ(κ_k) Q = [Φ(I + CΦ)⁻¹]_kk/β + Σ_t π_t μ2_tk² R_t;
+- the spike overlaps ϑ_k = aᵀD1(κ_k)ω/√p = (Φ ϑ̂)_k, ϑ̂_k = (α/β) w_k κ_k (h_k − c_k)/(1 + V_k);
+- the teacher overlaps ψ_k = aᵀD1(κ_k)Wζ̂/√p = (Φ ψ̃)_k, ψ̃ = (I + CΦ)⁻¹ψ̂,
+  ψ̂_k = (α/β) w_k h1_k/(1 + V_k) (Wζ̂ is a column of the bulk: Sherman–Morrison on its Y);
+- q_k = Var(f | κ_k) = ψ_k² + (d/dε) V_k at (C − εĈ, Δ − εδ̂): the second-order terms
+  (1/p) tr Σ_k Q B Q are derivatives of V_k along the source B (taken by a complex step).
+  Ĉ_k = (α/β) w_k E_k/(1 + V_k)²; the sources along ω and Wζ̂ act as diagonal ones,
+  δ̂_t = Σ_k Ĉ_k μ2_tk² + β b_t² ((u_tᵀϑ̂)² + (u_tᵀψ̃)²);
+- the mean c(κ) = Σ_t M_t μ0(a_t, κ) + κ ϑ(κ): the readout's per-type means M_t cost O(1)
+  penalty against O(d) loss, so they are free: the (w/(1+V))-weighted least-squares fit of
+  h − κϑ on the span of μ0(a, ·) (numerical rank cut at ``rcond``).
+
+E_k = E[(y − f)² | κ_k] = E σ⋆² + Δ + c² − 2ch − 2ψ h1 + q; ε_g = Σ_k w_k E_k. With a single
+type this is the constant-a system (tested against :func:`twolayer.onestep.theory.solve` on its
+Marchenko–Pastur rule).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from twolayer import activations, gaussian
+from twolayer.errors import ModelAssumptionError, ParameterError
+
+__all__ = ["TypedTables", "gaussian_a_tables", "solve_typed"]
+
+_EPS = 1e-20  # complex-step size of the second-order terms
+_TINY = 1e-10
+
+
+@dataclass(frozen=True)
+class TypedTables:
+    """Per node κ_k (weights ``weight``) and per type t (fractions ``prob``): the student's
+    μ0, μ1, μ2 (T, K), the types' bulk scales ``bulk`` (T,), the teacher's h, h1, hh (K,)."""
+
+    kappa: np.ndarray
+    weight: np.ndarray
+    prob: np.ndarray
+    bulk: np.ndarray
+    mu0: np.ndarray
+    mu1: np.ndarray
+    mu2: np.ndarray
+    h: np.ndarray
+    h1: np.ndarray
+    hh: np.ndarray
+
+
+def gaussian_a_map(student, teacher, alpha0: float, eta: float, noise: float = 0.0) -> dict:
+    """One giant step with a_j ~ N(0, 1): ``spike`` r (a neuron's spike is a_j r),
+    ``alignment`` γ, and the bulk b(a)² = (1 + a ``shrink``)² + a² ``spread`` (module docstring)."""
+    s, t = activations.get(student), activations.get(teacher)
+    mu1, mu2 = s.mu(1), s.mu(2)
+    if abs(mu1) < _TINY:
+        raise ModelAssumptionError(
+            f"student {s.name!r} has mu1 = E sigma'(z) = 0: the step makes no spike, so the "
+            "spiked-RF theory does not apply")
+    if abs(mu2) > _TINY and abs(t.mu(2)) > _TINY:
+        raise ModelAssumptionError(
+            f"student {s.name!r} has E sigma'' != 0 and teacher {t.name!r} has an even part "
+            "(mu2 != 0): the step adds a per-neuron term outside the spiked-RF theory")
+    y2 = t.second_moment + noise
+    gnorm = math.sqrt(t.mu(1) ** 2 + y2 / alpha0)
+    return {"spike": eta * mu1 * gnorm, "alignment": t.mu(1) / gnorm,
+            "shrink": eta * mu2 * t.mu(0),
+            "spread": eta**2 * y2 * (s.deriv_second_moment - mu1**2) / alpha0,
+            "residual_var": y2}
+
+
+def gaussian_a_tables(student, teacher, alpha0: float, eta: float, noise: float = 0.0,
+                      n_kappa: int = 64, n_types: int = 32) -> TypedTables:
+    """The tables of :func:`solve_typed` after one giant step with a Gaussian second layer."""
+    sm = gaussian_a_map(student, teacher, alpha0, eta, noise)
+    a, pa = gaussian.hermite_rule(n_types)
+    bulk = np.sqrt((1.0 + a * sm["shrink"]) ** 2 + a * a * sm["spread"])
+    return typed_tables(student, teacher, a * sm["spike"], bulk, pa, sm["alignment"], n_kappa)
+
+
+def typed_tables(student, teacher, spikes, bulk, prob, alignment: float,
+                 n_kappa: int = 64) -> TypedTables:
+    """μ0,1,2 of σ(s_t κ + b_t z) per type (spike s_t, bulk scale b_t, fraction π_t) and node κ_k,
+    and the teacher σ⋆(γκ + √(1 − γ²) τ) tables."""
+    s, t = activations.get(student), activations.get(teacher)
+    k, wk = gaussian.hermite_rule(n_kappa)
+    spikes, bulk = np.asarray(spikes, float), np.asarray(bulk, float)
+    loc = spikes[:, None] * k[None, :]
+    sc = np.broadcast_to(bulk[:, None], loc.shape)
+
+    def e_student(fz):
+        return s.expect(fz, loc=loc, scale=sc)
+
+    mu0 = e_student(lambda z: s.fn(loc[..., None] + sc[..., None] * z))
+    mu1 = e_student(lambda z: s.fn(loc[..., None] + sc[..., None] * z) * z) / sc
+    m2 = e_student(lambda z: s.fn(loc[..., None] + sc[..., None] * z) ** 2)
+    mu2 = np.sqrt(np.clip(m2 - mu0**2 - sc**2 * mu1**2, 0.0, None))
+    g = alignment
+    rho = math.sqrt(max(1.0 - g * g, 1e-300))
+    tloc = g * k
+    tsc = np.full_like(k, rho)
+
+    def e_teacher(fz):
+        return t.expect(fz, loc=tloc, scale=tsc)
+
+    h = e_teacher(lambda z: t.fn(tloc[:, None] + rho * z))
+    h1 = e_teacher(lambda z: t.fn(tloc[:, None] + rho * z) * z)
+    hh = e_teacher(lambda z: t.fn(tloc[:, None] + rho * z) ** 2)
+    return TypedTables(k, wk, np.asarray(prob, float), bulk, mu0, mu1, mu2, h, h1, hh)
+
+
+def solve_typed(tab: TypedTables, alphas, lams, *, beta: float = 1.0, noise: float = 0.0,
+                damping: float = 0.5, tol: float = 1e-10, max_iter: int = 5000,
+                rcond: float = 1e-9) -> dict[str, np.ndarray]:
+    """Solve the typed fixed point for every (α, λ) at once (shape (len(alphas), len(lams))).
+
+    Returns ``test_error``, ``train_error``, ``converged``, ``iterations``, ``residual`` and the
+    per-node order parameters ``V_k``, ``q_k``, ``psi_k``, ``vartheta_k``, ``mean_k`` (…, K):
+    V_k, q_k = Var(f | κ_k), ψ_k, ϑ_k and the mean c(κ_k) of the module docstring.
+    """
+    if beta <= 0:
+        raise ParameterError(f"beta must be > 0, got {beta}")
+    A = (np.asarray(alphas, float) / beta)[:, None, None]
+    lam = np.asarray(lams, float)[None, :, None]
+    shape = (len(np.atleast_1d(alphas)), len(np.atleast_1d(lams)))
+    K, T = len(tab.kappa), len(tab.prob)
+    kap, wk = tab.kappa, tab.weight
+    U, U2 = tab.mu1, tab.mu2**2  # (T, K)
+    pb2 = beta * tab.prob * tab.bulk**2  # (T,)
+    b2 = tab.bulk**2
+    h, h1, hh = tab.h, tab.h1, tab.hh + noise
+    eye = np.eye(K)
+    live = wk > 1e-14 * wk.max()  # nodes that carry weight (the far tails judge nothing)
+    # the free means: a fixed basis B of span μ0(a_t, ·), the principal directions of the mean
+    # kernel Σ_t π_t μ0_t μ0_tᵀ in L²(w) (kept above rcond relative, and above 1e-7 absolute:
+    # a centred σ with no spike has no mean), then the (w/(1+V))-weighted least-squares
+    # projector onto it, P = B (BᵀWB)⁻¹BᵀW
+    sw = np.sqrt(wk)
+    u, sv, _ = np.linalg.svd(sw[:, None] * tab.mu0.T * np.sqrt(tab.prob), full_matrices=False)
+    basis = u[:, sv > max(rcond * sv[0], 1e-7)] / sw[:, None]
+
+    def mean_projector(wv):
+        bw = basis.T * wv[..., None, :]  # BᵀW
+        return basis @ np.linalg.solve(bw @ basis, bw)
+
+    def phi_of(R):  # Φ = β Σ_t π_t b_t² R_t u_t u_tᵀ
+        return (U.T * (R * pb2)[..., None, :]) @ U
+
+    V = np.ones((*shape, K))
+    q = np.zeros((*shape, K))
+    psi = np.zeros((*shape, K))
+    c = np.zeros((*shape, K))
+    th = np.zeros((*shape, K))
+    R = np.ones((*shape, T), complex) / (lam[..., 0:1] + 1.0)
+    converged = np.zeros(shape, bool)
+    iters = np.zeros(shape, int)
+    resid = np.full(shape, np.inf)
+    for it in range(1, max_iter + 1):
+        E = hh + c * c - 2 * c * h - 2 * psi * h1 + q
+        inv = 1.0 / (1.0 + V)
+        C = A * wk * inv
+        Ch = A * wk * E * inv**2
+        psh = A * wk * h1 * inv
+        Phi = phi_of(R.real)
+        # ϑ and the free mean solved together given Φ: ϑ = AΦ diag(wκ/(1+V)) (I − P)(h − κϑ)
+        P = mean_projector(wk * inv)
+        IP = eye - P
+        G = (A * wk * inv * kap)[..., :, None] * IP  # diag(Aw κ/(1+V)) (I − P)
+        lhs = eye + Phi @ (G * kap)
+        th_new = np.linalg.solve(lhs, Phi @ (G @ h[:, None]))[..., 0]
+        r = h - kap * th_new
+        c_new = r - (IP @ r[..., None])[..., 0] + kap * th_new
+        thh = A * wk * kap * (h - c_new) * inv
+        ICP = eye + C[..., :, None] * Phi
+        ps_t = np.linalg.solve(ICP, psh[..., None])[..., 0]
+        psi_new = (Phi @ ps_t[..., None])[..., 0]
+        # the resolvent with the source direction carried as a complex step
+        Cc = C - 1j * _EPS * Ch
+        src = (Ch @ U2.T) + b2 * beta * ((thh @ U.T) ** 2 + (ps_t @ U.T) ** 2)
+        Dc = lam + C @ U2.T - 1j * _EPS * src
+        for _ in range(2):  # u_tᵀ M u_t = u_tᵀ (I + CΦ)⁻¹ C u_t, with T right-hand sides
+            X = np.linalg.solve(eye + Cc[..., :, None] * phi_of(R), Cc[..., :, None] * U.T)
+            R = 0.5 * R + 0.5 / (Dc + b2 * np.einsum("tk,...kt->...t", U, X))
+        # V_k = [(I + ΦC)⁻¹Φ]_kk/β + Σ_t π_t μ2_tk² R_t, with Φ = Uᵀ diag(βπb²R) U
+        Z = np.linalg.solve(eye + phi_of(R) * Cc[..., None, :], np.broadcast_to(U.T, R.shape[
+            :-1] + U.T.shape))
+        Vc = np.einsum("...kt,t,...t,tk->...k", Z, pb2, R, U) / beta + (R * tab.prob) @ U2
+        V_new = Vc.real
+        q_new = Vc.imag / _EPS + psi_new**2
+        new = {"V": V_new, "q": q_new, "psi": psi_new, "c": c_new, "th": th_new}
+        old = {"V": V, "q": q, "psi": psi, "c": c, "th": th}
+        with np.errstate(invalid="ignore"):
+            delta = np.max([np.max(np.abs(new[k] - old[k])[..., live] / (1 + np.abs(old[k][
+                ..., live])), -1) for k in new], 0)
+        active = ~converged
+        resid[active] = delta[active]
+        iters[active] = it
+        dmp = damping
+        V = np.where(active[..., None], (1 - dmp) * V_new + dmp * V, V)
+        q = np.where(active[..., None], (1 - dmp) * q_new + dmp * q, q)
+        psi = np.where(active[..., None], (1 - dmp) * psi_new + dmp * psi, psi)
+        c = np.where(active[..., None], (1 - dmp) * c_new + dmp * c, c)
+        th = np.where(active[..., None], (1 - dmp) * th_new + dmp * th, th)
+        converged |= active & (delta < tol)
+        if converged.all():
+            break
+    E = hh + c * c - 2 * c * h - 2 * psi * h1 + q
+    inv = 1.0 / (1.0 + V)
+    return {"test_error": E @ wk, "train_error": (E * inv**2) @ wk, "converged": converged,
+            "iterations": iters, "residual": resid, "V_k": V, "q_k": q, "psi_k": psi,
+            "vartheta_k": th, "mean_k": c}
+
+
+N_TYPES = 32  # Gauss–Hermite nodes in a: the test error is stable to 1e-8 from 32 to 48
+
+
+def gaussian_a_theory(prm):
+    """The d = ∞ test error after one giant step with a Gaussian second layer (``a_init
+    "gaussian"``, no ``eta_exponent``), on the Marchenko–Pastur bulk with the types' profile.
+
+    Returns the Dataset of :func:`twolayer.onestep.theory.theory` (``test_error``,
+    ``train_error``, ``converged``, ``iterations``, ``residual`` on (alpha, lam); the schema's
+    attributes). The sRF attributes are per unit a: ``spike`` r, ``alignment`` γ,
+    ``bulk_scale`` the rms bulk scale (E b(a)²)^½; ``bulk_shrink`` is 1 (the mean of
+    1 + a η̃ μ2 μ0⋆) and ``noncentred`` η̃ μ2 μ0⋆ (its value at a = 1).
+    """
+    from twolayer.onestep.spectrum import StepMap
+    from twolayer.onestep.theory import dataset, validity
+
+    if not prm.d_inf:
+        raise ParameterError(
+            "the theory of a Gaussian second layer during a giant step is the d = inf limit; "
+            "use --d inf, or simulate at finite d")
+    if len(prm.steps) != 1:
+        raise ParameterError(
+            f"a Gaussian second layer is built for one giant step; got {len(prm.steps)} "
+            "(alpha0, eta) pairs (after several steps each neuron carries spikes along several "
+            "directions)")
+    (a0, eta), = prm.steps
+    sm = gaussian_a_map(prm.student, prm.teacher, a0, eta, prm.noise)
+    tab = gaussian_a_tables(prm.student, prm.teacher, a0, eta, prm.noise, n_kappa=prm.n_kappa,
+                            n_types=N_TYPES)
+    alphas, lams = np.array(prm.alpha), np.array(prm.lam)
+    sol = solve_typed(tab, alphas, lams, beta=prm.beta, noise=prm.noise, tol=prm.tol,
+                      max_iter=prm.max_iter)
+    rms_bulk = math.sqrt(float(np.sum(tab.prob * tab.bulk**2)))
+    srf = StepMap(rms_bulk, 1.0, sm["spike"], sm["alignment"], sm["residual_var"])
+    indicators = validity(a0, eta, srf) | {"noncentred": sm["shrink"]}
+    label = f"Marchenko-Pastur with {N_TYPES} neuron types (Gaussian a)"
+    return dataset([sol], alphas, lams, prm, label, srf, **indicators)
+
+
+def surrogate_error(student: str, teacher: str, alpha0: float, eta: float, *, d: int,
+                    alpha: float, lam: float, noise: float = 0.0, seeds: int = 4,
+                    n_test: int = 20000, seed: int = 11) -> tuple[float, float]:
+    """Test error (mean, s.e. over ``seeds``) of the model :func:`gaussian_a_theory` solves,
+    simulated at d = p: rows w_j = b(a_j) w̃_j + a_j r ĝ (a_j ~ N(0, 1), w̃_j uniform on the
+    sphere, ĝ at alignment γ with θ), then ridge on n = round(α·d) samples. It separates the
+    fixed point's error from the surrogate's (the real step's bulk is not b(a) w̃); run i
+    draws from ``default_rng([seed, i])``."""
+    s, t = activations.get(student), activations.get(teacher)
+    sm = gaussian_a_map(student, teacher, alpha0, eta, noise)
+    p, n = d, max(1, round(alpha * d))
+    errs = []
+    for i in range(seeds):
+        rng = np.random.default_rng([seed, i])
+        theta = rng.standard_normal(d)
+        theta /= np.linalg.norm(theta)
+        xi = rng.standard_normal(d)
+        xi -= (xi @ theta) * theta
+        g = sm["alignment"]
+        ghat = g * theta + math.sqrt(1 - g * g) * xi / np.linalg.norm(xi)
+        w = rng.standard_normal((p, d))
+        w /= np.linalg.norm(w, axis=1, keepdims=True)
+        a = rng.standard_normal(p)
+        b = np.sqrt((1 + a * sm["shrink"]) ** 2 + a * a * sm["spread"])
+        w = b[:, None] * w + np.outer(a * sm["spike"], ghat)
+
+        def labels(x, theta=theta, rng=rng):
+            y = t.fn(x @ theta)
+            return y + math.sqrt(noise) * rng.standard_normal(len(y)) if noise > 0 else y
+
+        x = rng.standard_normal((n, d))
+        z = s.fn(x @ w.T) / math.sqrt(p)
+        ro = np.linalg.solve(z.T @ z + lam * np.eye(p), z.T @ labels(x))
+        xt = rng.standard_normal((n_test, d))
+        errs.append(float(np.mean((labels(xt) - s.fn(xt @ w.T) @ ro / math.sqrt(p)) ** 2)))
+    return float(np.mean(errs)), float(np.std(errs, ddof=1) / math.sqrt(seeds))
