@@ -10,6 +10,8 @@
   d = ∞ limit (``theory(..., bulk="step")``).
 - :mod:`twolayer.onestep.growing` — a learning rate growing with d (``eta_exponent``): the
   d = ∞ limit, where the emerging Hermite degrees of the step direction are free features.
+- :mod:`twolayer.onestep.typed` — a Gaussian second layer during one giant step
+  (``a_init="gaussian"``): every neuron its own spike, the fixed point over neuron types.
 """
 
 from twolayer.onestep.poststep import post_step_theory

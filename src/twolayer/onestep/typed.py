@@ -138,15 +138,20 @@ def solve_typed(tab: TypedTables, alphas, lams, *, beta: float = 1.0, noise: flo
                 rcond: float = 1e-9) -> dict[str, np.ndarray]:
     """Solve the typed fixed point for every (α, λ) at once (shape (len(alphas), len(lams))).
 
+    Damped iteration (``damping``) until the largest relative change is below ``tol``; a point
+    that blows up or has not settled after ``max_iter`` is reported (NaN, ``converged`` False).
     Returns ``test_error``, ``train_error``, ``converged``, ``iterations``, ``residual`` and the
     per-node order parameters ``V_k``, ``q_k``, ``psi_k``, ``vartheta_k``, ``mean_k`` (…, K):
     V_k, q_k = Var(f | κ_k), ψ_k, ϑ_k and the mean c(κ_k) of the module docstring.
     """
     if beta <= 0:
         raise ParameterError(f"beta must be > 0, got {beta}")
-    A = (np.asarray(alphas, float) / beta)[:, None, None]
-    lam = np.asarray(lams, float)[None, :, None]
-    shape = (len(np.atleast_1d(alphas)), len(np.atleast_1d(lams)))
+    alphas, lams = np.atleast_1d(np.asarray(alphas, float)), np.atleast_1d(np.asarray(lams, float))
+    shape = (len(alphas), len(lams))
+    # the grid flattened to N points; each iteration works on the points still active
+    A_all = np.repeat(alphas / beta, len(lams))[:, None]
+    lam_all = np.tile(lams, len(alphas))[:, None]
+    N = A_all.shape[0]
     K, T = len(tab.kappa), len(tab.prob)
     kap, wk = tab.kappa, tab.weight
     U, U2 = tab.mu1, tab.mu2**2  # (T, K)
@@ -170,16 +175,19 @@ def solve_typed(tab: TypedTables, alphas, lams, *, beta: float = 1.0, noise: flo
     def phi_of(R):  # Φ = β Σ_t π_t b_t² R_t u_t u_tᵀ
         return (U.T * (R * pb2)[..., None, :]) @ U
 
-    V = np.ones((*shape, K))
-    q = np.zeros((*shape, K))
-    psi = np.zeros((*shape, K))
-    c = np.zeros((*shape, K))
-    th = np.zeros((*shape, K))
-    R = np.ones((*shape, T), complex) / (lam[..., 0:1] + 1.0)
-    converged = np.zeros(shape, bool)
-    iters = np.zeros(shape, int)
-    resid = np.full(shape, np.inf)
+    st = {"V": np.ones((N, K)), "q": np.zeros((N, K)), "psi": np.zeros((N, K)),
+          "c": np.zeros((N, K)), "th": np.zeros((N, K))}
+    R_all = np.ones((N, T), complex) / (lam_all + 1.0)
+    converged = np.zeros(N, bool)
+    failed = np.zeros(N, bool)
+    iters = np.zeros(N, int)
+    resid = np.full(N, np.inf)
     for it in range(1, max_iter + 1):
+        sub = np.flatnonzero(~(converged | failed))
+        if sub.size == 0:
+            break
+        A, lam, R = A_all[sub], lam_all[sub], R_all[sub]
+        V, q, psi, c = (st[k][sub] for k in ("V", "q", "psi", "c"))
         E = hh + c * c - 2 * c * h - 2 * psi * h1 + q
         inv = 1.0 / (1.0 + V)
         C = A * wk * inv
@@ -187,16 +195,13 @@ def solve_typed(tab: TypedTables, alphas, lams, *, beta: float = 1.0, noise: flo
         psh = A * wk * h1 * inv
         Phi = phi_of(R.real)
         # ϑ and the free mean solved together given Φ: ϑ = AΦ diag(wκ/(1+V)) (I − P)(h − κϑ)
-        P = mean_projector(wk * inv)
-        IP = eye - P
+        IP = eye - mean_projector(wk * inv)
         G = (A * wk * inv * kap)[..., :, None] * IP  # diag(Aw κ/(1+V)) (I − P)
-        lhs = eye + Phi @ (G * kap)
-        th_new = np.linalg.solve(lhs, Phi @ (G @ h[:, None]))[..., 0]
+        th_new = np.linalg.solve(eye + Phi @ (G * kap), Phi @ (G @ h[:, None]))[..., 0]
         r = h - kap * th_new
         c_new = r - (IP @ r[..., None])[..., 0] + kap * th_new
         thh = A * wk * kap * (h - c_new) * inv
-        ICP = eye + C[..., :, None] * Phi
-        ps_t = np.linalg.solve(ICP, psh[..., None])[..., 0]
+        ps_t = np.linalg.solve(eye + C[..., :, None] * Phi, psh[..., None])[..., 0]
         psi_new = (Phi @ ps_t[..., None])[..., 0]
         # the resolvent with the source direction carried as a complex step
         Cc = C - 1j * _EPS * Ch
@@ -206,34 +211,31 @@ def solve_typed(tab: TypedTables, alphas, lams, *, beta: float = 1.0, noise: flo
             X = np.linalg.solve(eye + Cc[..., :, None] * phi_of(R), Cc[..., :, None] * U.T)
             R = 0.5 * R + 0.5 / (Dc + b2 * np.einsum("tk,...kt->...t", U, X))
         # V_k = [(I + ΦC)⁻¹Φ]_kk/β + Σ_t π_t μ2_tk² R_t, with Φ = Uᵀ diag(βπb²R) U
-        Z = np.linalg.solve(eye + phi_of(R) * Cc[..., None, :], np.broadcast_to(U.T, R.shape[
-            :-1] + U.T.shape))
+        Z = np.linalg.solve(eye + phi_of(R) * Cc[..., None, :],
+                            np.broadcast_to(U.T, (len(sub), K, T)))
         Vc = np.einsum("...kt,t,...t,tk->...k", Z, pb2, R, U) / beta + (R * tab.prob) @ U2
-        V_new = Vc.real
-        q_new = Vc.imag / _EPS + psi_new**2
-        new = {"V": V_new, "q": q_new, "psi": psi_new, "c": c_new, "th": th_new}
-        old = {"V": V, "q": q, "psi": psi, "c": c, "th": th}
+        new = {"V": Vc.real, "q": Vc.imag / _EPS + psi_new**2, "psi": psi_new, "c": c_new,
+               "th": th_new}
         with np.errstate(invalid="ignore"):
-            delta = np.max([np.max(np.abs(new[k] - old[k])[..., live] / (1 + np.abs(old[k][
-                ..., live])), -1) for k in new], 0)
-        active = ~converged
-        resid[active] = delta[active]
-        iters[active] = it
-        dmp = damping
-        V = np.where(active[..., None], (1 - dmp) * V_new + dmp * V, V)
-        q = np.where(active[..., None], (1 - dmp) * q_new + dmp * q, q)
-        psi = np.where(active[..., None], (1 - dmp) * psi_new + dmp * psi, psi)
-        c = np.where(active[..., None], (1 - dmp) * c_new + dmp * c, c)
-        th = np.where(active[..., None], (1 - dmp) * th_new + dmp * th, th)
-        converged |= active & (delta < tol)
-        if converged.all():
-            break
-    E = hh + c * c - 2 * c * h - 2 * psi * h1 + q
-    inv = 1.0 / (1.0 + V)
-    return {"test_error": E @ wk, "train_error": (E * inv**2) @ wk, "converged": converged,
-            "iterations": iters, "residual": resid, "V_k": V, "q_k": q, "psi_k": psi,
-            "vartheta_k": th, "mean_k": c}
-
+            delta = np.max([np.max(np.abs(new[k] - st[k][sub])[:, live]
+                                   / (1 + np.abs(st[k][sub][:, live])), -1) for k in new], 0)
+        bad = ~(delta < 1e6)  # blown up or not a number: reported, not iterated
+        failed[sub[bad]] = True
+        ok = sub[~bad]
+        resid[ok] = delta[~bad]
+        iters[ok] = it
+        R_all[sub] = R
+        for k in st:
+            st[k][ok] = (1 - damping) * new[k][~bad] + damping * st[k][ok]
+        converged[ok[delta[~bad] < tol]] = True
+    E = hh + st["c"] ** 2 - 2 * st["c"] * h - 2 * st["psi"] * h1 + st["q"]
+    inv = 1.0 / (1.0 + st["V"])
+    test = np.where(converged, E @ wk, np.nan)
+    train = np.where(converged, (E * inv**2) @ wk, np.nan)
+    out = {"test_error": test, "train_error": train, "converged": converged, "iterations": iters,
+           "residual": resid, "V_k": st["V"], "q_k": st["q"], "psi_k": st["psi"],
+           "vartheta_k": st["th"], "mean_k": st["c"]}
+    return {k: v.reshape(shape + v.shape[1:]) for k, v in out.items()}
 
 N_TYPES = 32  # Gauss–Hermite nodes in a: the test error is stable to 1e-8 from 32 to 48
 

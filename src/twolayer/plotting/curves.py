@@ -66,6 +66,8 @@ def _theory_name(theory: xr.Dataset) -> str:
         return f"post-step theory (the runs' own W1, d = {params['d']})"
     if params.get("bulk") == "step":
         return style.CURVE_NAME["theory"] + ", the step's own bulk"
+    if params.get("a_init") == "gaussian":
+        return style.CURVE_NAME["theory"] + " over neuron types (Gaussian a)"
     return style.CURVE_NAME["theory"]
 
 

@@ -91,6 +91,44 @@ def onestep_steps(results: dict[str, xr.Dataset], size: dict):
     return fig
 
 
+
+def onestep_second_layer(results: dict[str, xr.Dataset], size: dict):
+    """Test error vs α after one giant step with a constant or a Gaussian second layer during
+    the step, one panel per network: theory lines, simulations mean ± std, and each curve's
+    simulation − theory range."""
+    cases = sorted({k.split("_")[1] for k in results if k.startswith("theory_")})
+    fig = style.new_figure((style.FIGSIZE[0] * len(cases), style.FIGSIZE[1]))
+    axes = np.atleast_1d(fig.subplots(1, len(cases)))
+    sim = None
+    for ax, case in zip(axes, cases, strict=True):
+        notes, prm = [], {}
+        for i, a_init in enumerate(("constant", "gaussian")):
+            th = _first_lam(results[f"theory_{case}_{a_init}"])
+            sim = _first_lam(results[f"simulation_{case}_{a_init}"])
+            prm = meta(th).params
+            col = style.colour(i)
+            name = "a_j = 1 (Cui et al.)" if a_init == "constant" else "a_j ~ N(0, 1)"
+            ax.plot(th["alpha"], _ok(th, "test_error"), **style.THEORY, color=col,
+                    label=f"{name}, theory")
+            ax.errorbar(sim["alpha"], _ok(sim, "test_error_mean"),
+                        yerr=_ok(sim, "test_error_std"), **style.ERRORBAR, color=col, mfc=col)
+            ref = np.interp(sim["alpha"], th["alpha"], _ok(th, "test_error"))
+            rel = (_ok(sim, "test_error_mean").values - ref) / ref
+            if np.isfinite(rel).any():
+                notes.append(f"{name}: {100 * np.nanmin(rel):+.0f}% … "
+                             f"{100 * np.nanmax(rel):+.0f}%")
+        if sim is not None:
+            ax.errorbar([], [], yerr=[], **style.ERRORBAR, color="k",
+                        label=style.simulation_label(meta(sim).param("d"), sim.sizes["seed"]))
+        style.decorate(ax, x=style.axis_label("alpha"), y=style.y_label("onestep"),
+                       title=f"{prm.get('student')} network, {prm.get('teacher')} target, "
+                             "α₀ = 2, η̃ = 1")
+        ax.text(0.99, 0.62, "simulation − theory, over α:\n" + "\n".join(notes),
+                transform=ax.transAxes, ha="right", va="top", fontsize=style.NOTE_SIZE)
+        style.legend(ax)
+    _failed_note(axes[-1], results)
+    return fig
+
 def deviations(th: xr.Dataset, sim: xr.Dataset) -> dict[float, tuple[float, float]]:
     """η̃ → the smallest and largest (simulation − theory)/theory over the simulated α."""
     out = {}
