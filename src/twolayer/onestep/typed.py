@@ -37,6 +37,16 @@ the bulk. Ridge on this mixture over the K nodes κ_k of a Hermite rule is the r
 E_k = E[(y − f)² | κ_k] = E σ⋆² + Δ + c² − 2ch − 2ψ h1 + q; ε_g = Σ_k w_k E_k. With a single
 type this is the constant-a system (tested against :func:`twolayer.onestep.theory.solve` on its
 Marchenko–Pastur rule).
+
+What is exact and what is not. The per-neuron map (r, γ, b(a)) has the status of the constant-a
+map (population Stein terms; the simulated spike and overlap agree within 1%). The K × K
+deterministic equivalent is the standard one for sums of independent rank-K terms. The
+conditional Gaussian equivalence with per-neuron coefficients and the replica fixed point are,
+as for one type, conjectures, checked by simulating the model they describe
+(:func:`surrogate_error`: within 2 s.e. at 15 points, d = 2000). That model is the surrogate:
+the real step's noise part is not the independent bulk b(a) w̃, which leaves the theory 0.6–5.5%
+below the real network at d = 2000, most at large η̃²/α0. Numerics: 32 types (stable to 1e-8
+against 48), the channel's κ rule, and the mean span's numerical rank at ``rcond``.
 """
 
 from __future__ import annotations
