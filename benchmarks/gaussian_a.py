@@ -2,6 +2,7 @@
 
 Run: python benchmarks/gaussian_a.py [--d 1000] [--seeds 12] [--cases 0,1,…] [--surrogate]
      python benchmarks/gaussian_a.py speed
+     python benchmarks/gaussian_a.py spikes [--d 1000] [--seeds 6]
 
 For each case, α = 0.5, 1, 2 and λ = 0.01: the network's test error (a_j ~ N(0, 1) during the
 step, mean ± s.e. over the seeds, d = p), the d = ∞ theory with neuron types
@@ -10,6 +11,9 @@ constant-a theory of the same step for contrast. ``--surrogate`` also simulates 
 theory solves (rows b(a_j) w̃_j + a_j r ĝ, :func:`~twolayer.onestep.typed.surrogate_error`),
 which separates the fixed point's error from the surrogate bulk's. ``speed`` times a 20-point
 curve (first call and a second one in the same process) against the constant-a theory.
+``spikes`` compares the top singular values of W_t − W0 over √p and the top direction's overlap
+with θ after each of two giant steps (:func:`~twolayer.onestep.typed.gaussian_a_spikes`) with
+the simulation's ``step_sv`` and ``step_overlap`` (mean ± s.e.) and the bulk edge ``step_edge``.
 """
 
 import argparse
@@ -20,7 +24,7 @@ import time
 import numpy as np
 
 from twolayer.onestep import simulate, theory
-from twolayer.onestep.typed import surrogate_error
+from twolayer.onestep.typed import gaussian_a_spikes, surrogate_error
 
 CASES = {
     "tanh/tanh a0=1 eta=1": dict(student="tanh", teacher="tanh", alpha0=1.0, eta=1.0),
@@ -72,9 +76,41 @@ def speed() -> dict:
     return out
 
 
+SPIKE_CASES = {
+    "relu/tanh 2 x (1, 1)": dict(student="relu", teacher="tanh", alpha0=[1.0, 1.0], eta=[1.0, 1.0]),
+    "relu/tanh 2 x (1, 2)": dict(student="relu", teacher="tanh", alpha0=[1.0, 1.0], eta=[2.0, 2.0]),
+    "tanh/tanh 2 x (1, 1)": dict(student="tanh", teacher="tanh", alpha0=[1.0, 1.0], eta=[1.0, 1.0]),
+    "tanh/tanh 2 x (1, 2)": dict(student="tanh", teacher="tanh", alpha0=[1.0, 1.0], eta=[2.0, 2.0]),
+    "softplus/sin 2 x (1, 2)": dict(student="softplus", teacher="sin", alpha0=[1.0, 1.0],
+                                    eta=[2.0, 2.0]),
+}
+
+
+def spikes(d: int, seeds: int) -> dict:
+    out = {}
+    for name, kw in SPIKE_CASES.items():
+        th = gaussian_a_spikes(kw["student"], kw["teacher"], kw["alpha0"], kw["eta"])
+        sim = simulate(**kw, a_init="gaussian", alpha=[1.0], lam=[0.01], d=d, seeds=seeds,
+                       n_test=100)
+        sv, ov = sim["step_sv"].values, sim["step_overlap"].values  # (seed, step, rank)
+        edge = sim["step_edge"].values
+        rows = []
+        for t in range(2):
+            rows.append({
+                "step": t + 1, "theory_sv": th[t]["sv"][:2].tolist(),
+                "sim_sv": sv[:, t, :2].mean(0).tolist(),
+                "sim_sv_se": (sv[:, t, :2].std(0, ddof=1) / np.sqrt(seeds)).tolist(),
+                "edge": float(edge[:, t].mean()), "theory_overlap": float(th[t]["overlap"]),
+                "sim_overlap": float(ov[:, t, 0].mean()),
+                "sim_overlap_se": float(ov[:, t, 0].std(ddof=1) / np.sqrt(seeds))})
+        out[name] = rows
+        print(name, json.dumps(rows), flush=True)
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", nargs="?", default="compare", choices=["compare", "speed"])
+    ap.add_argument("mode", nargs="?", default="compare", choices=["compare", "speed", "spikes"])
     ap.add_argument("--d", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=12)
     ap.add_argument("--cases", default="")
@@ -83,6 +119,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.mode == "speed":
         res = speed()
+    elif args.mode == "spikes":
+        res = spikes(args.d, min(args.seeds, 6))
     else:
         names = list(CASES)
         if args.cases:

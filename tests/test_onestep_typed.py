@@ -109,3 +109,25 @@ def test_cli_gives_the_gaussian_a_theory(capsys):
     assert abs(obj["test_error"][0] - 0.16052) < 2e-4  # the value tested against simulation
     assert abs(obj["srf"]["spike"] - typed.gaussian_a_map("relu", "tanh", 2.0, 1.0)["spike"]) \
         < 1e-12
+
+
+def test_two_gaussian_a_steps_make_a_second_outlier():
+    # relu/tanh, two steps of α0 = 1, η̃ = 2 with a_j ~ N(0, 1): the kernel V(a)·V(a') predicts
+    # the top two singular values of W2 − W0 over √p and the top direction's overlap with θ
+    # (measured at d = 1000, 6 seeds: 1.0688 ± 0.0064 and 0.2290 ± 0.0079 against 1.0685 and
+    # 0.2210). Here d = 400, 6 seeds, within 3 s.e. + 5%; the second is an outlier (above the
+    # bulk edge) as predicted. A constant a keeps one spike (its kernel is rank one).
+    th = typed.gaussian_a_spikes("relu", "tanh", [1.0, 1.0], [2.0, 2.0])
+    assert th[0]["sv"][1] == 0.0 and th[1]["sv"][1] > 0.2
+    seeds = 6
+    sim = simulate(student="relu", teacher="tanh", alpha0=[1.0, 1.0], eta=[2.0, 2.0],
+                   a_init="gaussian", alpha=[1.0], lam=[0.01], d=400, seeds=seeds, n_test=100)
+    sv = sim["step_sv"].values[:, 1, :2]
+    mean, se = sv.mean(0), sv.std(0, ddof=1) / np.sqrt(seeds)
+    assert np.all(np.abs(mean - th[1]["sv"][:2]) < 3 * se + 0.05 * th[1]["sv"][:2]), (mean, th)
+    assert mean[1] > float(sim["step_edge"].values[:, 1].mean())
+    ov = sim["step_overlap"].values[:, 1, 0]
+    assert abs(ov.mean() - th[1]["overlap"]) < 3 * ov.std(ddof=1) / np.sqrt(seeds) + 0.02
+    # tanh at η̃ = 1: the kernel's second value (0.031) is below the bulk edge (0.065)
+    tanh = typed.gaussian_a_spikes("tanh", "tanh", [1.0, 1.0], [1.0, 1.0])
+    assert tanh[1]["sv"][1] < 0.04

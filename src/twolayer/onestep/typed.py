@@ -269,9 +269,9 @@ def gaussian_a_theory(prm):
             "use --d inf, or simulate at finite d")
     if len(prm.steps) != 1:
         raise ParameterError(
-            f"a Gaussian second layer is built for one giant step; got {len(prm.steps)} "
-            "(alpha0, eta) pairs (after several steps each neuron carries spikes along several "
-            "directions)")
+            f"the readout theory of a Gaussian second layer is built for one giant step; got "
+            f"{len(prm.steps)} (alpha0, eta) pairs (after two, W2 - W0 has several outliers: "
+            "twolayer.onestep.typed.gaussian_a_spikes gives them)")
     (a0, eta), = prm.steps
     sm = gaussian_a_map(prm.student, prm.teacher, a0, eta, prm.noise)
     tab = gaussian_a_tables(prm.student, prm.teacher, a0, eta, prm.noise, n_kappa=prm.n_kappa,
@@ -322,3 +322,70 @@ def surrogate_error(student: str, teacher: str, alpha0: float, eta: float, *, d:
         xt = rng.standard_normal((n_test, d))
         errs.append(float(np.mean((labels(xt) - s.fn(xt @ w.T) @ ro / math.sqrt(p)) ** 2)))
     return float(np.mean(errs)), float(np.std(errs, ddof=1) / math.sqrt(seeds))
+
+
+def gaussian_a_spikes(student, teacher, alpha0s, etas, noise: float = 0.0, *, n_types: int = 48,
+                      n_kappa: int = 64, top: int = 3) -> list[dict]:
+    """The spike of W_t − W0 after each of one or two giant steps with a_j ~ N(0, 1): its top
+    singular values over √p (``sv``) and the overlap of the top right singular vector with θ
+    (``overlap``). Compare the simulation's ``step_sv`` and ``step_overlap``.
+
+    Row j's spike is V(a_j), a vector-valued function of a, so the singular values squared are
+    the eigenvalues of the kernel G(a, a') = V(a)·V(a') on L²(N(0, 1)) (a on a Gauss–Hermite
+    rule). After step 1, V(a) = a r ĝ1: rank one. Step 2 sees f1(x) → F(κ1) =
+    E_a[a μ0(a r κ1)], ρ2 = y − F(κ1), and by Stein's lemma (ν_k(a, κ1) = E_h σ^(k)(b(a)h + a r κ1))
+
+        V2(a) = a r ĝ1 + η̃2 a (E[ν1 σ⋆'(θ·x)] θ + (a r E[ρ2 ν2] − E[ν1 F'(κ1)]) ĝ1) + η̃2 a ζ2(a),
+
+    with the sample noise ζ2(a) = (1/n2) Σ_μ ρ2 ν1(a, κ1) x_μ (its population part removed) in
+    fresh directions: ζ2(a)·ζ2(a') = E[ρ2² ν1(a, κ1) ν1(a', κ1)]/α0_2. Unlike a constant a,
+    the noise directions of different neurons differ (ν1 depends on a), so G is not rank one:
+    relu's E σ'' ≠ 0 and the odd part of ν1 give a second outlier with left vector ∝ a².
+    """
+    s, t = activations.get(student), activations.get(teacher)
+    a0s, etas = list(np.atleast_1d(alpha0s)), list(np.atleast_1d(etas))
+    if not 1 <= len(a0s) == len(etas) <= 2:
+        raise ParameterError("gaussian_a_spikes follows one or two steps: give one or two "
+                             "(alpha0, eta) pairs")
+    sm = gaussian_a_map(student, teacher, a0s[0], etas[0], noise)
+    a, pa = gaussian.hermite_rule(n_types)
+    r, g1 = sm["spike"], sm["alignment"]
+    out = [{"sv": np.array([abs(r)] + [0.0] * (top - 1)), "overlap": abs(g1)}]
+    if len(a0s) == 1:
+        return out
+    eta2, alpha2 = float(etas[1]), float(a0s[1])
+    b = np.sqrt((1.0 + a * sm["shrink"]) ** 2 + a * a * sm["spread"])  # (T,)
+    k, wk = gaussian.hermite_rule(n_kappa)
+    loc = (a * r)[:, None] * k[None, :]  # (T, K): the spike's shift a r κ1
+    sc = np.broadcast_to(b[:, None], loc.shape)
+
+    def e_h(fz):  # E_h f(b h + a r κ1) per (type, node)
+        return s.expect(fz, loc=loc, scale=sc)
+
+    mu0 = e_h(lambda z: s.fn(loc[..., None] + sc[..., None] * z))
+    nu1 = e_h(lambda z: s.deriv(loc[..., None] + sc[..., None] * z))
+    nu2 = e_h(lambda z: s.deriv(loc[..., None] + sc[..., None] * z) * z) / sc
+    F = (pa * a) @ mu0  # f1 → F(κ1), (K,)
+    dF = (pa * a * a * r) @ nu1  # F'(κ1)
+    rho_t = math.sqrt(max(1.0 - g1 * g1, 0.0))
+    tl, ts = g1 * k, np.full_like(k, rho_t)
+    t_mean = t.expect(lambda z: t.fn(tl[:, None] + rho_t * z), loc=tl, scale=ts)
+    t_sq = t.expect(lambda z: t.fn(tl[:, None] + rho_t * z) ** 2, loc=tl, scale=ts)
+    t_der = t.expect(lambda z: t.deriv(tl[:, None] + rho_t * z), loc=tl, scale=ts)
+    rho_mean = t_mean - F  # E[ρ2 | κ1]
+    rho_sq = t_sq - 2 * F * t_mean + F * F + noise  # E[ρ2² | κ1]
+    # the population spike in the basis (θ, ĝ1)
+    on_theta = eta2 * a * ((nu1 * t_der) @ wk)
+    on_g1 = a * r + eta2 * a * (a * r * ((nu2 * rho_mean) @ wk) - (nu1 * dF) @ wk)
+    P = np.stack([on_theta, on_g1], axis=1)  # (T, 2) in (θ, ĝ1)
+    gram = np.array([[1.0, g1], [g1, 1.0]])
+    G = P @ gram @ P.T + eta2**2 * np.outer(a, a) * ((nu1 * rho_sq) @ (nu1 * wk).T) / alpha2
+    sp = np.sqrt(pa)
+    ev, vec = np.linalg.eigh(sp[:, None] * G * sp[None, :])
+    order = np.argsort(ev)[::-1]
+    ev, vec = ev[order], vec[:, order]
+    f = vec[:, 0] * sp  # the top left singular function at the nodes, times π
+    sv = np.sqrt(np.clip(ev[:top], 0.0, None))
+    theta_part = (f @ P) @ np.array([1.0, g1])  # ⟨Σ_t π_t f_t V(a_t), θ⟩ (noise ⟂ θ)
+    out.append({"sv": sv, "overlap": abs(theta_part) / sv[0]})
+    return out
