@@ -3,6 +3,7 @@
 Run: python benchmarks/gaussian_a.py [--d 1000] [--seeds 12] [--cases 0,1,…] [--surrogate]
      python benchmarks/gaussian_a.py speed
      python benchmarks/gaussian_a.py spikes [--d 1000] [--seeds 6]
+     python benchmarks/gaussian_a.py two [--d 2000] [--seeds 8] [--surrogate]
 
 For each case, α = 0.5, 1, 2 and λ = 0.01: the network's test error (a_j ~ N(0, 1) during the
 step, mean ± s.e. over the seeds, d = p), the d = ∞ theory with neuron types
@@ -14,6 +15,8 @@ curve (first call and a second one in the same process) against the constant-a t
 ``spikes`` compares the top singular values of W_t − W0 over √p and the top direction's overlap
 with θ after each of two giant steps (:func:`~twolayer.onestep.typed.gaussian_a_spikes`) with
 the simulation's ``step_sv`` and ``step_overlap`` (mean ± s.e.) and the bulk edge ``step_edge``.
+``two`` compares the theory after two steps (κ ∈ R^r, :mod:`twolayer.onestep.span`) with the
+network (and, with ``--surrogate``, with the simulated model it solves).
 """
 
 import argparse
@@ -108,9 +111,38 @@ def spikes(d: int, seeds: int) -> dict:
     return out
 
 
+TWO_CASES = {f"{st}/tanh 2 x (1, {e:g})": dict(student=st, teacher="tanh", alpha0=[1.0, 1.0],
+                                                eta=[e, e])
+             for e in (1.0, 2.0) for st in ("relu", "tanh")}
+
+
+def two_steps(d: int, seeds: int, surrogate: bool) -> dict:
+    out = {}
+    for name, kw in TWO_CASES.items():
+        th = theory(**kw, a_init="gaussian", alpha=ALPHA, lam=LAM)
+        err = th.test_error.values[:, 0]
+        sim = simulate(**kw, a_init="gaussian", alpha=ALPHA, lam=LAM, d=d,
+                       seeds=seeds).test_error.values[:, :, 0]
+        mean, se = sim.mean(0), sim.std(0, ddof=1) / np.sqrt(seeds)
+        rows = []
+        for j, a in enumerate(ALPHA):
+            row = {"alpha": a, "theory": float(err[j]), "sim": float(mean[j]),
+                   "se": float(se[j]), "dev_se": float((err[j] - mean[j]) / se[j]),
+                   "directions": int(th.attrs["spike_directions"])}
+            if surrogate:
+                m, s = surrogate_error(kw["student"], kw["teacher"], kw["alpha0"], kw["eta"],
+                                       d=d, alpha=a, lam=LAM[0], seeds=seeds, n_test=10000)
+                row.update(surrogate=m, surrogate_se=s, surrogate_dev_se=(err[j] - m) / s)
+            rows.append(row)
+        out[name] = rows
+        print(name, json.dumps(rows), flush=True)
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", nargs="?", default="compare", choices=["compare", "speed", "spikes"])
+    ap.add_argument("mode", nargs="?", default="compare",
+                    choices=["compare", "speed", "spikes", "two"])
     ap.add_argument("--d", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=12)
     ap.add_argument("--cases", default="")
@@ -121,6 +153,8 @@ def main(argv=None) -> None:
         res = speed()
     elif args.mode == "spikes":
         res = spikes(args.d, min(args.seeds, 6))
+    elif args.mode == "two":
+        res = two_steps(args.d, args.seeds, args.surrogate)
     else:
         names = list(CASES)
         if args.cases:

@@ -36,12 +36,17 @@ def _by_lam(arr, n_lam):
     return arr[:, 0] if n_lam == 1 else arr
 
 
-def _dense(alphas: list[float]) -> list[float]:
+def _dense(alphas: list[float], n: int = 60) -> list[float]:
     """A fine α grid over the requested range, for smooth theory lines in figures."""
     import numpy as np
 
     lo, hi = min(alphas), max(alphas)
-    return sorted({*alphas, *np.linspace(lo, hi, 60).tolist()}) if hi > lo else list(alphas)
+    return sorted({*alphas, *np.linspace(lo, hi, n).tolist()}) if hi > lo else list(alphas)
+
+
+def _dense_points(prm) -> int:
+    """60 points; 16 for the theory after two Gaussian-a steps (κ ∈ R^4: ~3 s a point)."""
+    return 16 if prm.a_init == "gaussian" and len(prm.steps) > 1 else 60
 
 
 def _title(prm) -> str:
@@ -70,7 +75,7 @@ def _curves(prm: OnestepTheory, with_rf: bool):
     """Theory (and the RF baseline) on a dense α grid, for a figure."""
     from twolayer.onestep import rf_theory, theory
 
-    dense = prm.replace(alpha=_dense(prm.alpha))
+    dense = prm.replace(alpha=_dense(prm.alpha, _dense_points(prm)))
     return theory(dense), (rf_theory(dense) if with_rf else None)
 
 

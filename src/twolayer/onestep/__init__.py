@@ -10,8 +10,9 @@
   d = ∞ limit (``theory(..., bulk="step")``).
 - :mod:`twolayer.onestep.growing` — a learning rate growing with d (``eta_exponent``): the
   d = ∞ limit, where the emerging Hermite degrees of the step direction are free features.
-- :mod:`twolayer.onestep.typed` — a Gaussian second layer during one giant step
-  (``a_init="gaussian"``): every neuron its own spike, the fixed point over neuron types.
+- :mod:`twolayer.onestep.typed` — a Gaussian second layer during one or two giant steps
+  (``a_init="gaussian"``): every neuron its own spike, the fixed point over neuron types;
+  :mod:`twolayer.onestep.span` — the same with spikes on r directions (κ ∈ R^r, two steps).
 """
 
 from twolayer.onestep.poststep import post_step_theory

@@ -295,9 +295,10 @@ def theory(prm: OnestepTheory) -> xr.Dataset:
     step on dim ``step``: ``step_spike``, ``step_alignment``, ``step_direction_overlap`` (dims
     step, step_b), ``step_bulk_scale``, ``step_even_coupling``.
 
-    ``a_init="gaussian"`` (a_j ~ N(0, 1) during one giant step, d = ∞): every neuron has its own
-    spike a_j r and bulk scale, and the fixed point runs over neuron types
-    (:func:`twolayer.onestep.typed.gaussian_a_theory`; no order parameters in the Dataset).
+    ``a_init="gaussian"`` (a_j ~ N(0, 1) during one or two giant steps, d = ∞): every neuron has
+    its own spike and bulk scale, and the fixed point runs over neuron types
+    (:func:`twolayer.onestep.typed.gaussian_a_theory`; no order parameters in the Dataset; after
+    two steps the spikes span r = 2 + M directions, attribute ``spike_directions``).
     """
     stepped = any(a0 > 0 and eta > 0 for a0, eta in prm.steps)  # else random features
     step_bulk = stepped and prm.bulk == "step"

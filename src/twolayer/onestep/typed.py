@@ -258,7 +258,10 @@ def gaussian_a_theory(prm):
     ``train_error``, ``converged``, ``iterations``, ``residual`` on (alpha, lam); the schema's
     attributes). The sRF attributes are per unit a: ``spike`` r, ``alignment`` γ,
     ``bulk_scale`` the rms bulk scale (E b(a)²)^½; ``bulk_shrink`` is 1 (the mean of
-    1 + a η̃ μ2 μ0⋆) and ``noncentred`` η̃ μ2 μ0⋆ (its value at a = 1).
+    1 + a η̃ μ2 μ0⋆) and ``noncentred`` η̃ μ2 μ0⋆ (its value at a = 1). Two steps
+    (``alpha0``/``eta`` pairs): :func:`_two_step_theory`, whose ``spike`` and ``alignment``
+    are the top singular value of W2 − W0 over √p and its direction's overlap with θ, with
+    ``spike_values`` (the top three) and ``spike_directions`` r.
     """
     from twolayer.onestep.spectrum import StepMap
     from twolayer.onestep.theory import dataset, validity
@@ -267,11 +270,12 @@ def gaussian_a_theory(prm):
         raise ParameterError(
             "the theory of a Gaussian second layer during a giant step is the d = inf limit; "
             "use --d inf, or simulate at finite d")
+    if len(prm.steps) == 2:
+        return _two_step_theory(prm)
     if len(prm.steps) != 1:
         raise ParameterError(
-            f"the readout theory of a Gaussian second layer is built for one giant step; got "
-            f"{len(prm.steps)} (alpha0, eta) pairs (after two, W2 - W0 has several outliers: "
-            "twolayer.onestep.typed.gaussian_a_spikes gives them)")
+            f"the theory of a Gaussian second layer follows one or two giant steps; got "
+            f"{len(prm.steps)} (alpha0, eta) pairs")
     (a0, eta), = prm.steps
     sm = gaussian_a_map(prm.student, prm.teacher, a0, eta, prm.noise)
     tab = gaussian_a_tables(prm.student, prm.teacher, a0, eta, prm.noise, n_kappa=prm.n_kappa,
@@ -286,31 +290,37 @@ def gaussian_a_theory(prm):
     return dataset([sol], alphas, lams, prm, label, srf, **indicators)
 
 
-def surrogate_error(student: str, teacher: str, alpha0: float, eta: float, *, d: int,
-                    alpha: float, lam: float, noise: float = 0.0, seeds: int = 4,
-                    n_test: int = 20000, seed: int = 11) -> tuple[float, float]:
-    """Test error (mean, s.e. over ``seeds``) of the model :func:`gaussian_a_theory` solves,
-    simulated at d = p: rows w_j = b(a_j) w̃_j + a_j r ĝ (a_j ~ N(0, 1), w̃_j uniform on the
-    sphere, ĝ at alignment γ with θ), then ridge on n = round(α·d) samples. It separates the
-    fixed point's error from the surrogate's (the real step's bulk is not b(a) w̃); run i
-    draws from ``default_rng([seed, i])``."""
+def surrogate_error(student: str, teacher: str, alpha0, eta, *, d: int, alpha: float,
+                    lam: float, noise: float = 0.0, seeds: int = 4, n_test: int = 20000,
+                    seed: int = 11, n_noise: int = 2) -> tuple[float, float]:
+    """Test error (mean, s.e. over ``seeds``) of the model the typed theory solves, simulated
+    at d = p, then ridge on n = round(α·d) samples; run i draws from ``default_rng([seed, i])``.
+    One step: rows w_j = b(a_j) w̃_j + a_j r ĝ (a_j ~ N(0, 1), w̃_j uniform on the sphere, ĝ at
+    alignment γ with θ). Two steps (``alpha0``, ``eta`` pairs): rows b2(a_j) w̃_j + Σ_i s_i(a_j) e_i
+    on a random orthonormal (θ, ξ1, e_1 … e_M) with the spikes of :func:`two_step_types` at the
+    drawn a_j (``n_noise`` = M). It separates the fixed point's error from the surrogate's (the
+    real steps' bulk is not b(a) w̃)."""
     s, t = activations.get(student), activations.get(teacher)
-    sm = gaussian_a_map(student, teacher, alpha0, eta, noise)
+    a0s, etas = np.atleast_1d(alpha0).tolist(), np.atleast_1d(eta).tolist()
     p, n = d, max(1, round(alpha * d))
     errs = []
     for i in range(seeds):
         rng = np.random.default_rng([seed, i])
-        theta = rng.standard_normal(d)
-        theta /= np.linalg.norm(theta)
-        xi = rng.standard_normal(d)
-        xi -= (xi @ theta) * theta
-        g = sm["alignment"]
-        ghat = g * theta + math.sqrt(1 - g * g) * xi / np.linalg.norm(xi)
         w = rng.standard_normal((p, d))
         w /= np.linalg.norm(w, axis=1, keepdims=True)
         a = rng.standard_normal(p)
-        b = np.sqrt((1 + a * sm["shrink"]) ** 2 + a * a * sm["spread"])
-        w = b[:, None] * w + np.outer(a * sm["spike"], ghat)
+        if len(a0s) == 1:
+            sm = gaussian_a_map(student, teacher, a0s[0], etas[0], noise)
+            g = sm["alignment"]
+            spikes = np.outer(a * sm["spike"], [g, math.sqrt(1 - g * g)])
+            bulk = np.sqrt((1 + a * sm["shrink"]) ** 2 + a * a * sm["spread"])
+        else:
+            types = two_step_types(student, teacher, a0s, etas, noise, n_noise=n_noise,
+                                   a_eval=a)
+            spikes, bulk = types["spikes"], types["bulk"]
+        basis, _ = np.linalg.qr(rng.standard_normal((d, spikes.shape[1])))
+        theta = basis[:, 0]
+        w = bulk[:, None] * w + spikes @ basis.T
 
         def labels(x, theta=theta, rng=rng):
             y = t.fn(x @ theta)
@@ -349,37 +359,14 @@ def gaussian_a_spikes(student, teacher, alpha0s, etas, noise: float = 0.0, *, n_
                              "(alpha0, eta) pairs")
     sm = gaussian_a_map(student, teacher, a0s[0], etas[0], noise)
     a, pa = gaussian.hermite_rule(n_types)
-    r, g1 = sm["spike"], sm["alignment"]
-    out = [{"sv": np.array([abs(r)] + [0.0] * (top - 1)), "overlap": abs(g1)}]
+    out = [{"sv": np.array([abs(sm["spike"])] + [0.0] * (top - 1)),
+            "overlap": abs(sm["alignment"])}]
     if len(a0s) == 1:
         return out
-    eta2, alpha2 = float(etas[1]), float(a0s[1])
-    b = np.sqrt((1.0 + a * sm["shrink"]) ** 2 + a * a * sm["spread"])  # (T,)
-    k, wk = gaussian.hermite_rule(n_kappa)
-    loc = (a * r)[:, None] * k[None, :]  # (T, K): the spike's shift a r κ1
-    sc = np.broadcast_to(b[:, None], loc.shape)
-
-    def e_h(fz):  # E_h f(b h + a r κ1) per (type, node)
-        return s.expect(fz, loc=loc, scale=sc)
-
-    mu0 = e_h(lambda z: s.fn(loc[..., None] + sc[..., None] * z))
-    nu1 = e_h(lambda z: s.deriv(loc[..., None] + sc[..., None] * z))
-    nu2 = e_h(lambda z: s.deriv(loc[..., None] + sc[..., None] * z) * z) / sc
-    F = (pa * a) @ mu0  # f1 → F(κ1), (K,)
-    dF = (pa * a * a * r) @ nu1  # F'(κ1)
-    rho_t = math.sqrt(max(1.0 - g1 * g1, 0.0))
-    tl, ts = g1 * k, np.full_like(k, rho_t)
-    t_mean = t.expect(lambda z: t.fn(tl[:, None] + rho_t * z), loc=tl, scale=ts)
-    t_sq = t.expect(lambda z: t.fn(tl[:, None] + rho_t * z) ** 2, loc=tl, scale=ts)
-    t_der = t.expect(lambda z: t.deriv(tl[:, None] + rho_t * z), loc=tl, scale=ts)
-    rho_mean = t_mean - F  # E[ρ2 | κ1]
-    rho_sq = t_sq - 2 * F * t_mean + F * F + noise  # E[ρ2² | κ1]
-    # the population spike in the basis (θ, ĝ1)
-    on_theta = eta2 * a * ((nu1 * t_der) @ wk)
-    on_g1 = a * r + eta2 * a * (a * r * ((nu2 * rho_mean) @ wk) - (nu1 * dF) @ wk)
-    P = np.stack([on_theta, on_g1], axis=1)  # (T, 2) in (θ, ĝ1)
+    two = _second_step(s, t, sm, a, pa, float(a0s[1]), float(etas[1]), noise, n_kappa)
+    P, g1 = two["population"], sm["alignment"]
     gram = np.array([[1.0, g1], [g1, 1.0]])
-    G = P @ gram @ P.T + eta2**2 * np.outer(a, a) * ((nu1 * rho_sq) @ (nu1 * wk).T) / alpha2
+    G = P @ gram @ P.T + two["noise_kernel"]
     sp = np.sqrt(pa)
     ev, vec = np.linalg.eigh(sp[:, None] * G * sp[None, :])
     order = np.argsort(ev)[::-1]
@@ -389,3 +376,117 @@ def gaussian_a_spikes(student, teacher, alpha0s, etas, noise: float = 0.0, *, n_
     theta_part = (f @ P) @ np.array([1.0, g1])  # ⟨Σ_t π_t f_t V(a_t), θ⟩ (noise ⟂ θ)
     out.append({"sv": sv, "overlap": abs(theta_part) / sv[0]})
     return out
+
+
+def _second_step(s, t, sm: dict, a, pa, alpha2: float, eta2: float, noise: float,
+                 n_kappa: int, a_eval=None) -> dict:
+    """The second giant step of a Gaussian-a network, per type a (nodes ``a``, weights ``pa``;
+    or at the values ``a_eval``): ``population`` the spike's population part in the basis
+    (θ, ĝ1) (E, 2), ``noise_kernel`` the ζ-part V2(a)·V2(a') of the sample noise between the
+    evaluation points and the nodes (E, T), ``bulk`` the bulk scale b2(a) (the bulk shrink
+    c0(a) = 1 + η̃2 a E[ρ2 ν2] times b1(a), plus the per-neuron noise
+    η̃2² a² E[ρ2² (E_h σ'² − ν1²)]/α0_2), ``own`` the kernel's diagonal V2(a)·V2(a)'s noise part
+    at the evaluation points; see :func:`gaussian_a_spikes`."""
+    r, g1 = sm["spike"], sm["alignment"]
+    k, wk = gaussian.hermite_rule(n_kappa)
+
+    def moments(av):  # E_h of σ, σ', σ'², σ' h / b at b(a) h + a r κ1, per (a, node)
+        b = np.sqrt((1.0 + av * sm["shrink"]) ** 2 + av * av * sm["spread"])
+        loc = (av * r)[:, None] * k[None, :]
+        sc = np.broadcast_to(b[:, None], loc.shape)
+
+        def e_h(fz):
+            return s.expect(fz, loc=loc, scale=sc)
+
+        def arg(z):
+            return loc[..., None] + sc[..., None] * z
+
+        return (b, e_h(lambda z: s.fn(arg(z))), e_h(lambda z: s.deriv(arg(z))),
+                e_h(lambda z: s.deriv(arg(z)) ** 2), e_h(lambda z: s.deriv(arg(z)) * z) / sc)
+
+    _, mu0, nu1, _, _ = moments(a)
+    F = (pa * a) @ mu0  # f1 → F(κ1), (K,)
+    dF = (pa * a * a * r) @ nu1  # F'(κ1)
+    rho_t = math.sqrt(max(1.0 - g1 * g1, 0.0))
+    tl, ts = g1 * k, np.full_like(k, rho_t)
+    t_mean = t.expect(lambda z: t.fn(tl[:, None] + rho_t * z), loc=tl, scale=ts)
+    t_sq = t.expect(lambda z: t.fn(tl[:, None] + rho_t * z) ** 2, loc=tl, scale=ts)
+    t_der = t.expect(lambda z: t.deriv(tl[:, None] + rho_t * z), loc=tl, scale=ts)
+    rho_mean = t_mean - F  # E[ρ2 | κ1]
+    rho_sq = t_sq - 2 * F * t_mean + F * F + noise  # E[ρ2² | κ1]
+    ae = a if a_eval is None else np.asarray(a_eval, float)
+    b, _, nu1e, nu11e, nu2e = moments(ae) if a_eval is not None else moments(a)
+    shrink = 1.0 + eta2 * ae * ((nu2e * rho_mean) @ wk)  # c0(a)
+    on_theta = eta2 * ae * ((nu1e * t_der) @ wk)
+    on_g1 = ae * r * shrink - eta2 * ae * ((nu1e * dF) @ wk)
+    kernel = eta2**2 * np.outer(ae, a) * ((nu1e * rho_sq) @ (nu1 * wk).T) / alpha2
+    own = eta2**2 * ae * ae * (((nu11e - nu1e**2) * rho_sq) @ wk) / alpha2
+    diag = eta2**2 * ae * ae * ((nu1e**2 * rho_sq) @ wk) / alpha2
+    return {"population": np.stack([on_theta, on_g1], axis=1), "noise_kernel": kernel,
+            "bulk": np.sqrt(shrink**2 * b * b + own), "own": diag}
+
+
+def two_step_types(student, teacher, alpha0s, etas, noise: float = 0.0, *, n_types: int = 32,
+                   n_noise: int = 1, n_kappa: int = 64, a_eval=None) -> dict:
+    """Per type a_t after two giant steps with a_j ~ N(0, 1): the spike s_t in the orthonormal
+    basis (θ, ξ1, e_1 … e_M) (``spikes`` (T, 2 + M); e_m the leading ``n_noise`` = M
+    eigendirections of the noise kernel, the rest folded into the bulk as isotropic noise of the
+    same diagonal), ``bulk`` b2(a_t), ``prob`` π_t, ``noise_values`` the kernel's leading
+    singular values over √p (all, descending). ``a_eval`` gives ``spikes`` and ``bulk`` at
+    those values of a instead of the nodes (the simulated surrogate draws them)."""
+    s, t = activations.get(student), activations.get(teacher)
+    sm = gaussian_a_map(student, teacher, alpha0s[0], etas[0], noise)
+    a, pa = gaussian.hermite_rule(n_types)
+    args = (s, t, sm, a, pa, float(alpha0s[1]), float(etas[1]), noise, n_kappa)
+    nodes = _second_step(*args)
+    sp = np.sqrt(pa)
+    ev, vec = np.linalg.eigh(sp[:, None] * nodes["noise_kernel"] * sp[None, :])
+    order = np.argsort(ev)[::-1]
+    ev, vec = np.clip(ev[order], 0.0, None), vec[:, order]
+    two = nodes if a_eval is None else _second_step(*args, a_eval=a_eval)
+    # coordinates on e_m: √λ_m φ_m(a), φ_m by Nyström, (1/√λ_m) Σ_t π_t N(a, a_t) φ_m(a_t)
+    keep = ev[:n_noise] > 0
+    phi = vec[:, :n_noise][:, keep] / sp[:, None]
+    noise_coords = (two["noise_kernel"] * pa) @ phi / np.sqrt(ev[:n_noise][keep])
+    g1 = sm["alignment"]
+    P = two["population"]
+    coords = np.stack([P[:, 0] + g1 * P[:, 1], math.sqrt(1 - g1 * g1) * P[:, 1]], axis=1)
+    left = two["own"] - np.sum(noise_coords**2, axis=1)
+    bulk = np.sqrt(two["bulk"] ** 2 + np.clip(left, 0.0, None))
+    spikes = np.hstack([coords, noise_coords, np.zeros((len(coords), n_noise - keep.sum()))])
+    return {"spikes": spikes, "bulk": bulk, "prob": pa, "noise_values": np.sqrt(ev)}
+
+
+NOISE_CUT = 0.05  # noise directions kept as spike directions: singular value ≥ 5% of the first
+SPAN_NODES = (16, 16, 6, 6)  # Hermite nodes per direction (θ, ξ1, noise directions)
+
+
+def _two_step_theory(prm):
+    """Two giant steps with a Gaussian a (d = ∞): the typed fixed point over the spikes' span
+    (:mod:`twolayer.onestep.span`), κ ∈ R^(2 + M) on (θ, ξ1, e_1 … e_M). The noise kernel's
+    directions with singular value ≥ ``NOISE_CUT`` of its first one are kept (M ≤ 2: the third
+    is under 2.5% of the first in every case measured), the rest is folded into the bulk."""
+    from twolayer.onestep import span
+    from twolayer.onestep.spectrum import StepMap
+    from twolayer.onestep.theory import dataset, validity
+
+    a0s, etas = zip(*prm.steps, strict=True)
+    probe = two_step_types(prm.student, prm.teacher, a0s, etas, prm.noise, n_noise=0)
+    vals = probe["noise_values"]
+    m = int(min(2, np.sum(vals >= NOISE_CUT * vals[0]))) if vals[0] > 0 else 0
+    types = two_step_types(prm.student, prm.teacher, a0s, etas, prm.noise, n_noise=m)
+    theta = np.zeros(2 + m)
+    theta[0] = 1.0
+    tab = span.span_tables(prm.student, prm.teacher, types["spikes"], types["bulk"],
+                           types["prob"], theta, n_per_dim=SPAN_NODES[: 2 + m])
+    alphas, lams = np.array(prm.alpha), np.array(prm.lam)
+    sol = span.solve_span(tab, alphas, lams, beta=prm.beta, noise=prm.noise, tol=prm.tol,
+                          max_iter=prm.max_iter)
+    spikes = gaussian_a_spikes(prm.student, prm.teacher, a0s, etas, prm.noise)
+    rms_bulk = math.sqrt(float(np.sum(types["prob"] * types["bulk"] ** 2)))
+    srf = StepMap(rms_bulk, 1.0, float(spikes[-1]["sv"][0]), float(spikes[-1]["overlap"]),
+                  float("nan"))
+    label = (f"Marchenko-Pastur with {len(types['prob'])} neuron types (Gaussian a), spikes on "
+             f"{2 + m} directions")
+    return dataset([sol], alphas, lams, prm, label, srf, **validity(a0s, etas, srf),
+                   spike_values=[float(v) for v in spikes[-1]["sv"]], spike_directions=2 + m)
