@@ -13,6 +13,12 @@ u_tᵀ (I + CΦ)⁻¹ C u_t = [(I + S D)⁻¹ S]_tt and [(I + ΦC)⁻¹Φ]_kk = 
 S = U C Uᵀ, D = diag(β π b² R); the overlaps are ϑ_i = Uᵀ z_i with z ∈ R^(rT) from one linear
 system. With r = 2 and the one-step spikes (a_t r ĝ) it is the one-dimensional solver, whose
 teacher part outside ĝ is a column of the bulk (tested).
+
+Exact and conjectured as in :mod:`twolayer.onestep.typed`; in addition the spikes' span is cut:
+the noise kernel's directions under 5% of its first singular value are folded into the bulk as
+isotropic noise of the same size (:func:`twolayer.onestep.typed.two_step_types`). Against the
+simulated model (:func:`twolayer.onestep.typed.surrogate_error`, two steps, d = 2000) the theory
+is 0.1–2.3% low, within 3.1 s.e.; at the furthest point d = 1000 and 4000 agree within 0.9 s.e.
 """
 
 from __future__ import annotations
