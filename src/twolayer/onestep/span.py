@@ -31,6 +31,7 @@ import numpy as np
 
 from twolayer import activations, gaussian
 from twolayer.errors import ParameterError
+from twolayer.onestep.typed import gaussian_a_map, iterate_active, student_moments
 
 __all__ = ["SpanTables", "solve_span", "span_tables"]
 
@@ -73,16 +74,7 @@ def span_tables(student, teacher, spikes, bulk, prob, theta, n_per_dim: int = 16
     if theta.shape != (r,) or abs(np.linalg.norm(theta) - 1) > 1e-9:
         raise ParameterError(f"theta must be a unit vector of R^{r}")
     k, wk = product_rule(r, n_per_dim)
-    loc = spikes @ k.T  # (T, K)
-    sc = np.broadcast_to(np.asarray(bulk, float)[:, None], loc.shape)
-
-    def e_student(fz):
-        return s.expect(fz, loc=loc, scale=sc)
-
-    mu0 = e_student(lambda z: s.fn(loc[..., None] + sc[..., None] * z))
-    mu1 = e_student(lambda z: s.fn(loc[..., None] + sc[..., None] * z) * z) / sc
-    m2 = e_student(lambda z: s.fn(loc[..., None] + sc[..., None] * z) ** 2)
-    mu2 = np.sqrt(np.clip(m2 - mu0**2 - sc**2 * mu1**2, 0.0, None))
+    mu0, mu1, mu2 = student_moments(s, spikes @ k.T, bulk)
     u = k @ theta
     return SpanTables(k, wk, np.asarray(prob, float), np.asarray(bulk, float), mu0, mu1, mu2,
                       t.fn(u), t.fn(u) ** 2)
@@ -119,17 +111,11 @@ def solve_span(tab: SpanTables, alphas, lams, *, beta: float = 1.0, noise: float
 
     st = {"V": np.ones((N, K)), "q": np.zeros((N, K)), "c": np.zeros((N, K))}
     R_all = np.ones((N, T), complex) / (lam_all + 1.0)
-    converged = np.zeros(N, bool)
-    failed = np.zeros(N, bool)
-    iters = np.zeros(N, int)
-    resid = np.full(N, np.inf)
-    for it in range(1, max_iter + 1):
-        sub = np.flatnonzero(~(converged | failed))
-        if sub.size == 0:
-            break
+
+    def step(sub, cur, R):
         n = sub.size
-        A, lam, R = A_all[sub], lam_all[sub], R_all[sub]
-        V, q, c = (st[k][sub] for k in ("V", "q", "c"))
+        A, lam = A_all[sub], lam_all[sub]
+        V, q, c = (cur[k] for k in ("V", "q", "c"))
         E = hh + c * c - 2 * c * h + q
         inv = 1.0 / (1.0 + V)
         wv = wk * inv
@@ -168,18 +154,11 @@ def solve_span(tab: SpanTables, alphas, lams, *, beta: float = 1.0, noise: float
         Y = np.linalg.solve(eyeT + Dd[:, :, None] * S, Dd[:, :, None] * eyeT)  # (I + DS)⁻¹D
         Vc = np.einsum("tk,ntk->nk", U, Y @ U) / beta + (R * tab.prob) @ U2
         new = {"V": Vc.real, "q": Vc.imag / _EPS, "c": c_new}
-        with np.errstate(invalid="ignore"):
-            delta = np.max([np.max(np.abs(new[k] - st[k][sub])[:, live]
-                                   / (1 + np.abs(st[k][sub][:, live])), -1) for k in new], 0)
-        bad = ~(delta < 1e6)
-        failed[sub[bad]] = True
-        ok = sub[~bad]
-        resid[ok] = delta[~bad]
-        iters[ok] = it
-        R_all[sub] = R
-        for k in st:
-            st[k][ok] = (1 - damping) * new[k][~bad] + damping * st[k][ok]
-        converged[ok[delta[~bad] < tol]] = True
+        new = {"V": Vc.real, "q": Vc.imag / _EPS, "c": c_new}
+        return new, R
+
+    converged, iters, resid = iterate_active(st, R_all, step, damping=damping, tol=tol,
+                                             max_iter=max_iter, live=live)
     E = hh + st["c"] ** 2 - 2 * st["c"] * h + st["q"]
     inv = 1.0 / (1.0 + st["V"])
     out = {"test_error": np.where(converged, E @ wk, np.nan),
@@ -190,8 +169,6 @@ def solve_span(tab: SpanTables, alphas, lams, *, beta: float = 1.0, noise: float
 
 def one_step_spikes(student, teacher, alpha0, eta, noise=0.0, n_types=32):
     """The one-step Gaussian-a spikes in the basis (θ, ξ1): a_t r (γ, √(1 − γ²))."""
-    from twolayer.onestep.typed import gaussian_a_map
-
     sm = gaussian_a_map(student, teacher, alpha0, eta, noise)
     a, pa = gaussian.hermite_rule(n_types)
     g = sm["alignment"]

@@ -93,7 +93,12 @@ def channel_tables(student, teacher, sm: StepMap, n_kappa: int = 96) -> ChannelT
     mu1 = e_student(lambda z: s.fn(loc[:, None] + sc * z) * z) / sc
     m2 = e_student(lambda z: s.fn(loc[:, None] + sc * z) ** 2)
     mu2 = np.sqrt(np.clip(m2 - mu0**2 - sc**2 * mu1**2, 0.0, None))
-    g = sm.alignment
+    return ChannelTables(k, wk, mu0, mu1, mu2, *teacher_tables(t, sm.alignment, k))
+
+
+def teacher_tables(t, alignment: float, k: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The teacher σ⋆(γκ + √(1 − γ²) τ) at the nodes κ: h = E_τ σ⋆, h1 = E_τ[τ σ⋆], E_τ σ⋆²."""
+    g = alignment
     rho = math.sqrt(max(1.0 - g * g, 1e-300))
     tloc = g * k
     tscale = np.full_like(k, rho)
@@ -104,7 +109,7 @@ def channel_tables(student, teacher, sm: StepMap, n_kappa: int = 96) -> ChannelT
     h = e_teacher(lambda z: t.fn(tloc[:, None] + rho * z))
     h1 = e_teacher(lambda z: t.fn(tloc[:, None] + rho * z) * z)
     hh = e_teacher(lambda z: t.fn(tloc[:, None] + rho * z) ** 2)
-    return ChannelTables(k, wk, mu0, mu1, mu2, h, h1, hh)
+    return h, h1, hh
 
 
 def solve(

@@ -58,6 +58,8 @@ import numpy as np
 
 from twolayer import activations, gaussian
 from twolayer.errors import ModelAssumptionError, ParameterError
+from twolayer.onestep.spectrum import StepMap
+from twolayer.onestep.theory import dataset, teacher_tables, validity
 
 __all__ = ["TypedTables", "gaussian_a_tables", "solve_typed"]
 
@@ -112,15 +114,10 @@ def gaussian_a_tables(student, teacher, alpha0: float, eta: float, noise: float 
     return typed_tables(student, teacher, a * sm["spike"], bulk, pa, sm["alignment"], n_kappa)
 
 
-def typed_tables(student, teacher, spikes, bulk, prob, alignment: float,
-                 n_kappa: int = 64) -> TypedTables:
-    """μ0,1,2 of σ(s_t κ + b_t z) per type (spike s_t, bulk scale b_t, fraction π_t) and node κ_k,
-    and the teacher σ⋆(γκ + √(1 − γ²) τ) tables."""
-    s, t = activations.get(student), activations.get(teacher)
-    k, wk = gaussian.hermite_rule(n_kappa)
-    spikes, bulk = np.asarray(spikes, float), np.asarray(bulk, float)
-    loc = spikes[:, None] * k[None, :]
-    sc = np.broadcast_to(bulk[:, None], loc.shape)
+def student_moments(s, loc: np.ndarray, bulk: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The conditional equivalence of σ(loc + b_t z) per type t (rows of ``loc``, scale
+    ``bulk`` b_t): μ0 = E σ, μ1 = E[σ z]/b, μ2 = (E σ² − μ0² − b² μ1²)^½."""
+    sc = np.broadcast_to(np.asarray(bulk, float)[:, None], loc.shape)
 
     def e_student(fz):
         return s.expect(fz, loc=loc, scale=sc)
@@ -128,19 +125,49 @@ def typed_tables(student, teacher, spikes, bulk, prob, alignment: float,
     mu0 = e_student(lambda z: s.fn(loc[..., None] + sc[..., None] * z))
     mu1 = e_student(lambda z: s.fn(loc[..., None] + sc[..., None] * z) * z) / sc
     m2 = e_student(lambda z: s.fn(loc[..., None] + sc[..., None] * z) ** 2)
-    mu2 = np.sqrt(np.clip(m2 - mu0**2 - sc**2 * mu1**2, 0.0, None))
-    g = alignment
-    rho = math.sqrt(max(1.0 - g * g, 1e-300))
-    tloc = g * k
-    tsc = np.full_like(k, rho)
+    return mu0, mu1, np.sqrt(np.clip(m2 - mu0**2 - sc**2 * mu1**2, 0.0, None))
 
-    def e_teacher(fz):
-        return t.expect(fz, loc=tloc, scale=tsc)
 
-    h = e_teacher(lambda z: t.fn(tloc[:, None] + rho * z))
-    h1 = e_teacher(lambda z: t.fn(tloc[:, None] + rho * z) * z)
-    hh = e_teacher(lambda z: t.fn(tloc[:, None] + rho * z) ** 2)
+def typed_tables(student, teacher, spikes, bulk, prob, alignment: float,
+                 n_kappa: int = 64) -> TypedTables:
+    """μ0,1,2 of σ(s_t κ + b_t z) per type (spike s_t, bulk scale b_t, fraction π_t) and node κ_k,
+    and the teacher σ⋆(γκ + √(1 − γ²) τ) tables."""
+    s, t = activations.get(student), activations.get(teacher)
+    k, wk = gaussian.hermite_rule(n_kappa)
+    spikes, bulk = np.asarray(spikes, float), np.asarray(bulk, float)
+    mu0, mu1, mu2 = student_moments(s, spikes[:, None] * k[None, :], bulk)
+    h, h1, hh = teacher_tables(t, alignment, k)
     return TypedTables(k, wk, np.asarray(prob, float), bulk, mu0, mu1, mu2, h, h1, hh)
+
+
+def iterate_active(state: dict, R: np.ndarray, step, *, damping: float, tol: float,
+                   max_iter: int, live: np.ndarray):
+    """Damped fixed-point iteration over N points (rows of ``state``'s arrays and of ``R``),
+    each iteration on the points still active: ``step(sub, {k: rows sub}, R[sub])`` returns the
+    undamped update (a dict like ``state``) and the new rows of R. A point settles when the
+    largest relative change over the ``live`` nodes is below ``tol``; one whose change is not
+    below 1e6 (blown up, not a number) is failed: reported, no longer iterated. ``state`` and
+    ``R`` are updated in place; returns (converged, iterations, residual) per point."""
+    n_pts = R.shape[0]
+    converged, failed = np.zeros(n_pts, bool), np.zeros(n_pts, bool)
+    iters, resid = np.zeros(n_pts, int), np.full(n_pts, np.inf)
+    for it in range(1, max_iter + 1):
+        sub = np.flatnonzero(~(converged | failed))
+        if sub.size == 0:
+            break
+        cur = {k: v[sub] for k, v in state.items()}
+        new, R[sub] = step(sub, cur, R[sub])
+        with np.errstate(invalid="ignore"):
+            delta = np.max([np.max(np.abs(new[k] - cur[k])[:, live]
+                                   / (1 + np.abs(cur[k][:, live])), -1) for k in new], 0)
+        bad = ~(delta < 1e6)
+        failed[sub[bad]] = True
+        ok = sub[~bad]
+        resid[ok], iters[ok] = delta[~bad], it
+        for k in state:
+            state[k][ok] = (1 - damping) * new[k][~bad] + damping * state[k][ok]
+        converged[ok[delta[~bad] < tol]] = True
+    return converged, iters, resid
 
 
 def solve_typed(tab: TypedTables, alphas, lams, *, beta: float = 1.0, noise: float = 0.0,
@@ -188,16 +215,10 @@ def solve_typed(tab: TypedTables, alphas, lams, *, beta: float = 1.0, noise: flo
     st = {"V": np.ones((N, K)), "q": np.zeros((N, K)), "psi": np.zeros((N, K)),
           "c": np.zeros((N, K)), "th": np.zeros((N, K))}
     R_all = np.ones((N, T), complex) / (lam_all + 1.0)
-    converged = np.zeros(N, bool)
-    failed = np.zeros(N, bool)
-    iters = np.zeros(N, int)
-    resid = np.full(N, np.inf)
-    for it in range(1, max_iter + 1):
-        sub = np.flatnonzero(~(converged | failed))
-        if sub.size == 0:
-            break
-        A, lam, R = A_all[sub], lam_all[sub], R_all[sub]
-        V, q, psi, c = (st[k][sub] for k in ("V", "q", "psi", "c"))
+
+    def step(sub, cur, R):
+        A, lam = A_all[sub], lam_all[sub]
+        V, q, psi, c = (cur[k] for k in ("V", "q", "psi", "c"))
         E = hh + c * c - 2 * c * h - 2 * psi * h1 + q
         inv = 1.0 / (1.0 + V)
         C = A * wk * inv
@@ -226,18 +247,12 @@ def solve_typed(tab: TypedTables, alphas, lams, *, beta: float = 1.0, noise: flo
         Vc = np.einsum("...kt,t,...t,tk->...k", Z, pb2, R, U) / beta + (R * tab.prob) @ U2
         new = {"V": Vc.real, "q": Vc.imag / _EPS + psi_new**2, "psi": psi_new, "c": c_new,
                "th": th_new}
-        with np.errstate(invalid="ignore"):
-            delta = np.max([np.max(np.abs(new[k] - st[k][sub])[:, live]
-                                   / (1 + np.abs(st[k][sub][:, live])), -1) for k in new], 0)
-        bad = ~(delta < 1e6)  # blown up or not a number: reported, not iterated
-        failed[sub[bad]] = True
-        ok = sub[~bad]
-        resid[ok] = delta[~bad]
-        iters[ok] = it
-        R_all[sub] = R
-        for k in st:
-            st[k][ok] = (1 - damping) * new[k][~bad] + damping * st[k][ok]
-        converged[ok[delta[~bad] < tol]] = True
+        new = {"V": Vc.real, "q": Vc.imag / _EPS + psi_new**2, "psi": psi_new, "c": c_new,
+               "th": th_new}
+        return new, R
+
+    converged, iters, resid = iterate_active(st, R_all, step, damping=damping, tol=tol,
+                                             max_iter=max_iter, live=live)
     E = hh + st["c"] ** 2 - 2 * st["c"] * h - 2 * st["psi"] * h1 + st["q"]
     inv = 1.0 / (1.0 + st["V"])
     test = np.where(converged, E @ wk, np.nan)
@@ -263,9 +278,6 @@ def gaussian_a_theory(prm):
     are the top singular value of W2 − W0 over √p and its direction's overlap with θ, with
     ``spike_values`` (the top three) and ``spike_directions`` r.
     """
-    from twolayer.onestep.spectrum import StepMap
-    from twolayer.onestep.theory import dataset, validity
-
     if not prm.d_inf:
         raise ParameterError(
             "the theory of a Gaussian second layer during a giant step is the d = inf limit; "
@@ -466,9 +478,7 @@ def _two_step_theory(prm):
     (:mod:`twolayer.onestep.span`), κ ∈ R^(2 + M) on (θ, ξ1, e_1 … e_M). The noise kernel's
     directions with singular value ≥ ``NOISE_CUT`` of its first one are kept (M ≤ 2: the third
     is under 2.5% of the first in every case measured), the rest is folded into the bulk."""
-    from twolayer.onestep import span
-    from twolayer.onestep.spectrum import StepMap
-    from twolayer.onestep.theory import dataset, validity
+    from twolayer.onestep import span  # span builds on this module
 
     a0s, etas = zip(*prm.steps, strict=True)
     probe = two_step_types(prm.student, prm.teacher, a0s, etas, prm.noise, n_noise=0)
