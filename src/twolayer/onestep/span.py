@@ -109,6 +109,9 @@ def solve_span(tab: SpanTables, alphas, lams, *, beta: float = 1.0, noise: float
         coef = np.linalg.solve(bw @ basis, (bw @ x[..., None]))
         return (basis @ coef)[..., 0]
 
+    UU = (U[:, None, :] * U[None, :, :]).reshape(T * T, K)  # rows u_t ∘ u_s
+    pi, pj = np.triu_indices(r)
+    UB = (U.T[:, :, None] * basis[:, None, :]).reshape(K, -1)  # rows (u_t(κ_k) B_km)_{t,m}
     st = {"V": np.ones((N, K)), "q": np.zeros((N, K)), "c": np.zeros((N, K))}
     R_all = np.ones((N, T), complex) / (lam_all + 1.0)
 
@@ -126,16 +129,14 @@ def solve_span(tab: SpanTables, alphas, lams, *, beta: float = 1.0, noise: float
         ck = C[:, None, :] * kap.T[None]  # (n, r, K): C κ_i
         bw = basis.T * wv[:, None, :]
         proj_op = np.linalg.solve(bw @ basis, bw)  # (n, m, K): x ↦ coefficients of P x
-        LB = U @ (ck[..., None] * basis)  # (n, r, T, m): L_i B
+        LB = (ck @ UB).reshape(n, r, T, -1)  # (n, r, T, m): L_i B
         rhs = D[:, None, :] * (ck * h @ U.T - (LB @ (proj_op @ h)[:, None, :, None])[..., 0])
         pk = proj_op[:, None] @ (kap.T[:, :, None] * U.T[None])[None]  # (n, r_j, m, T)
-        blocks = np.empty((n, r, r, T, T))
-        for a_ in range(r):
-            for b_ in range(a_, r):  # U diag(C κ_i κ_j) Uᵀ is symmetric in (i, j)
-                w2 = (U * (ck[:, a_] * kap[:, b_])[:, None, :]) @ U.T
-                blocks[:, a_, b_] = w2 - LB[:, a_] @ pk[:, b_]
-                if b_ != a_:
-                    blocks[:, b_, a_] = w2 - LB[:, b_] @ pk[:, a_]
+        # U diag(C κ_i κ_j) Uᵀ for the pairs i ≤ j at once (one product with the rows u_t ∘ u_s)
+        w2 = ((ck[:, pi] * kap.T[pj]) @ UU.T).reshape(n, len(pi), T, T)
+        blocks = -(LB[:, :, None] @ pk[:, None])
+        blocks[:, pi, pj] += w2
+        blocks[:, pj[pi != pj], pi[pi != pj]] += w2[:, pi != pj]
         blocks = D[:, None, None, :, None] * blocks
         big = blocks.transpose(0, 1, 3, 2, 4).reshape(n, r * T, r * T) + np.eye(r * T)
         z = np.linalg.solve(big, rhs.reshape(n, r * T, 1)).reshape(n, r, T)
@@ -145,7 +146,7 @@ def solve_span(tab: SpanTables, alphas, lams, *, beta: float = 1.0, noise: float
         thh = A[:, None] * (wv * (h - c_new))[:, None, :] * kap.T[None]  # ϑ̂_i (n, r, K)
         src = Ch @ U2.T + b2 * beta * np.sum((thh @ U.T) ** 2, axis=1)
         Dc_l = lam + C @ U2.T - 1j * _EPS * src
-        S = (U * C[:, None, :]) @ U.T - 1j * _EPS * ((U * Ch[:, None, :]) @ U.T)  # U Cc Uᵀ
+        S = ((C @ UU.T) - 1j * _EPS * (Ch @ UU.T)).reshape(n, T, T)  # U diag(Cc) Uᵀ
         for _ in range(2):
             Dd = pb2 * R
             quad = np.diagonal(np.linalg.solve(eyeT + S * Dd[:, None, :], S), axis1=1, axis2=2)
