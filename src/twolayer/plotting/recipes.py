@@ -69,28 +69,41 @@ def onestep_steps(results: dict[str, xr.Dataset], size: dict):
         th, sim = _first_lam(results[f"theory_T{t}"]), _first_lam(results[f"simulation_T{t}"])
         prm = meta(th).params
         a0 = prm["alpha0"] if isinstance(prm["alpha0"], list) else [prm["alpha0"]]
-        col = style.colour(i)
-        ax.plot(th["alpha"], _ok(th, "test_error"), **style.THEORY, color=col,
-                label=f"T = {t} step{'s' if t > 1 else ''} of α₀ = {a0[0]:.3g}, theory")
-        ax.errorbar(sim["alpha"], _ok(sim, "test_error_mean"), yerr=_ok(sim, "test_error_std"),
-                    **style.ERRORBAR, color=col, mfc=col)
-        ref = np.interp(sim["alpha"], th["alpha"], _ok(th, "test_error"))
-        rel = (_ok(sim, "test_error_mean").values - ref) / ref
-        if np.isfinite(rel).any():
-            notes.append(f"T = {t}: {100 * np.nanmin(rel):+.0f}% … {100 * np.nanmax(rel):+.0f}%")
-    if sim is not None:
-        ax.errorbar([], [], yerr=[], **style.ERRORBAR, color="k",
-                    label=style.simulation_label(meta(sim).param("d"), sim.sizes["seed"]))
+        notes.append(_theory_beside_simulation(
+            ax, th, sim, style.colour(i),
+            f"T = {t} step{'s' if t > 1 else ''} of α₀ = {a0[0]:.3g}", f"T = {t}"))
     style.decorate(ax, x=style.axis_label("alpha"), y=style.y_label("onestep"),
                    title=f"{prm.get('student')} network, {prm.get('teacher')} target, "
                          "n0 = 2d split over T steps, η̃ = 1")
-    ax.text(0.99, 0.62, "simulation − theory, over α:\n" + "\n".join(notes),
-            transform=ax.transAxes, ha="right", va="top", fontsize=style.NOTE_SIZE)
+    _simulations_note(ax, sim, notes)
     _failed_note(ax, results)
     style.legend(ax)
     return fig
 
 
+
+
+def _theory_beside_simulation(ax, th, sim, col, label: str, tag: str) -> str | None:
+    """A theory line and its simulations (mean ± std) in one colour; returns the note
+    "tag: min … max" of (simulation − theory)/theory over the simulated α, or None."""
+    ax.plot(th["alpha"], _ok(th, "test_error"), **style.THEORY, color=col,
+            label=f"{label}, theory")
+    ax.errorbar(sim["alpha"], _ok(sim, "test_error_mean"), yerr=_ok(sim, "test_error_std"),
+                **style.ERRORBAR, color=col, mfc=col)
+    ref = np.interp(sim["alpha"], th["alpha"], _ok(th, "test_error"))
+    rel = (_ok(sim, "test_error_mean").values - ref) / ref
+    if not np.isfinite(rel).any():
+        return None
+    return f"{tag}: {100 * np.nanmin(rel):+.0f}% … {100 * np.nanmax(rel):+.0f}%"
+
+
+def _simulations_note(ax, sim, notes) -> None:
+    """The simulations' legend entry (black) and the simulation − theory ranges."""
+    if sim is not None:
+        ax.errorbar([], [], yerr=[], **style.ERRORBAR, color="k",
+                    label=style.simulation_label(meta(sim).param("d"), sim.sizes["seed"]))
+    ax.text(0.99, 0.62, "simulation − theory, over α:\n" + "\n".join(n for n in notes if n),
+            transform=ax.transAxes, ha="right", va="top", fontsize=style.NOTE_SIZE)
 
 def onestep_second_layer(results: dict[str, xr.Dataset], size: dict):
     """Test error vs α after one giant step with a constant or a Gaussian second layer during
@@ -106,25 +119,12 @@ def onestep_second_layer(results: dict[str, xr.Dataset], size: dict):
             th = _first_lam(results[f"theory_{case}_{a_init}"])
             sim = _first_lam(results[f"simulation_{case}_{a_init}"])
             prm = meta(th).params
-            col = style.colour(i)
             name = "a_j = 1 (Cui et al.)" if a_init == "constant" else "a_j ~ N(0, 1)"
-            ax.plot(th["alpha"], _ok(th, "test_error"), **style.THEORY, color=col,
-                    label=f"{name}, theory")
-            ax.errorbar(sim["alpha"], _ok(sim, "test_error_mean"),
-                        yerr=_ok(sim, "test_error_std"), **style.ERRORBAR, color=col, mfc=col)
-            ref = np.interp(sim["alpha"], th["alpha"], _ok(th, "test_error"))
-            rel = (_ok(sim, "test_error_mean").values - ref) / ref
-            if np.isfinite(rel).any():
-                notes.append(f"{name}: {100 * np.nanmin(rel):+.0f}% … "
-                             f"{100 * np.nanmax(rel):+.0f}%")
-        if sim is not None:
-            ax.errorbar([], [], yerr=[], **style.ERRORBAR, color="k",
-                        label=style.simulation_label(meta(sim).param("d"), sim.sizes["seed"]))
+            notes.append(_theory_beside_simulation(ax, th, sim, style.colour(i), name, name))
         style.decorate(ax, x=style.axis_label("alpha"), y=style.y_label("onestep"),
                        title=f"{prm.get('student')} network, {prm.get('teacher')} target, "
                              "α₀ = 2, η̃ = 1")
-        ax.text(0.99, 0.62, "simulation − theory, over α:\n" + "\n".join(notes),
-                transform=ax.transAxes, ha="right", va="top", fontsize=style.NOTE_SIZE)
+        _simulations_note(ax, sim, notes)
         style.legend(ax)
     _failed_note(axes[-1], results)
     return fig
