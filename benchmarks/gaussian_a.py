@@ -15,8 +15,7 @@ curve (first call and a second one in the same process) against the constant-a t
 ``spikes`` compares the top singular values of W_t − W0 over √p and the top direction's overlap
 with θ after each of two giant steps (:func:`~twolayer.onestep.typed.gaussian_a_spikes`) with
 the simulation's ``step_sv`` and ``step_overlap`` (mean ± s.e.) and the bulk edge ``step_edge``.
-``two`` compares the theory after two steps (κ ∈ R^r, :mod:`twolayer.onestep.span`) with the
-network (and, with ``--surrogate``, with the simulated model it solves).
+``two`` makes the same comparison after two steps (κ ∈ R^r, :mod:`twolayer.onestep.span`).
 """
 
 import argparse
@@ -40,11 +39,14 @@ CASES = {
 ALPHA, LAM = [0.5, 1.0, 2.0], [0.01]
 
 
-def compare(d: int, seeds: int, names, surrogate: bool) -> dict:
+def compare(cases: dict, d: int, seeds: int, surrogate: bool) -> dict:
+    """Per case and α: the Gaussian-a theory, the network (mean, s.e.), the theory's deviation
+    in s.e., the constant-a theory of the same steps, the spikes' directions (two steps) and,
+    with ``surrogate``, the simulated model the theory solves."""
     out = {}
-    for name in names:
-        kw = CASES[name]
-        typed = theory(**kw, a_init="gaussian", alpha=ALPHA, lam=LAM).test_error.values[:, 0]
+    for name, kw in cases.items():
+        th = theory(**kw, a_init="gaussian", alpha=ALPHA, lam=LAM)
+        typed = th.test_error.values[:, 0]
         const = theory(**kw, alpha=ALPHA, lam=LAM).test_error.values[:, 0]
         sim = simulate(**kw, a_init="gaussian", alpha=ALPHA, lam=LAM, d=d,
                        seeds=seeds).test_error.values[:, :, 0]
@@ -54,6 +56,8 @@ def compare(d: int, seeds: int, names, surrogate: bool) -> dict:
             row = {"alpha": a, "sim": float(mean[j]), "se": float(se[j]),
                    "theory": float(typed[j]), "dev_se": float((typed[j] - mean[j]) / se[j]),
                    "constant_a_theory": float(const[j])}
+            if "spike_directions" in th.attrs:
+                row["directions"] = int(th.attrs["spike_directions"])
             if surrogate:
                 m, s = surrogate_error(kw["student"], kw["teacher"], kw["alpha0"], kw["eta"],
                                        d=d, alpha=a, lam=LAM[0], seeds=seeds, n_test=10000)
@@ -116,29 +120,6 @@ TWO_CASES = {f"{st}/tanh 2 x (1, {e:g})": dict(student=st, teacher="tanh", alpha
              for e in (1.0, 2.0) for st in ("relu", "tanh")}
 
 
-def two_steps(d: int, seeds: int, surrogate: bool) -> dict:
-    out = {}
-    for name, kw in TWO_CASES.items():
-        th = theory(**kw, a_init="gaussian", alpha=ALPHA, lam=LAM)
-        err = th.test_error.values[:, 0]
-        sim = simulate(**kw, a_init="gaussian", alpha=ALPHA, lam=LAM, d=d,
-                       seeds=seeds).test_error.values[:, :, 0]
-        mean, se = sim.mean(0), sim.std(0, ddof=1) / np.sqrt(seeds)
-        rows = []
-        for j, a in enumerate(ALPHA):
-            row = {"alpha": a, "theory": float(err[j]), "sim": float(mean[j]),
-                   "se": float(se[j]), "dev_se": float((err[j] - mean[j]) / se[j]),
-                   "directions": int(th.attrs["spike_directions"])}
-            if surrogate:
-                m, s = surrogate_error(kw["student"], kw["teacher"], kw["alpha0"], kw["eta"],
-                                       d=d, alpha=a, lam=LAM[0], seeds=seeds, n_test=10000)
-                row.update(surrogate=m, surrogate_se=s, surrogate_dev_se=(err[j] - m) / s)
-            rows.append(row)
-        out[name] = rows
-        print(name, json.dumps(rows), flush=True)
-    return out
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", nargs="?", default="compare",
@@ -154,12 +135,12 @@ def main(argv=None) -> None:
     elif args.mode == "spikes":
         res = spikes(args.d, min(args.seeds, 6))
     elif args.mode == "two":
-        res = two_steps(args.d, args.seeds, args.surrogate)
+        res = compare(TWO_CASES, args.d, args.seeds, args.surrogate)
     else:
         names = list(CASES)
         if args.cases:
             names = [names[int(i)] for i in args.cases.split(",")]
-        res = compare(args.d, args.seeds, names, args.surrogate)
+        res = compare({n: CASES[n] for n in names}, args.d, args.seeds, args.surrogate)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(res, f, indent=1)

@@ -24,14 +24,18 @@ is 0.1–2.3% low, within 3.1 s.e.; at the furthest point d = 1000 and 4000 agre
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from twolayer import activations, gaussian
 from twolayer.errors import ParameterError
-from twolayer.onestep.typed import gaussian_a_map, iterate_active, student_moments
+from twolayer.onestep.typed import (
+    first_step_types,
+    gaussian_a_map,
+    iterate_active,
+    student_moments,
+)
 
 __all__ = ["SpanTables", "solve_span", "span_tables"]
 
@@ -104,11 +108,6 @@ def solve_span(tab: SpanTables, alphas, lams, *, beta: float = 1.0, noise: float
     u, sv, _ = np.linalg.svd(sw[:, None] * tab.mu0.T * np.sqrt(tab.prob), full_matrices=False)
     basis = u[:, sv > max(rcond * sv[0], 1e-7)] / sw[:, None]  # (K, m): the free means' span
 
-    def project(wv, x):  # the (wv)-weighted least-squares fit of x (…, K) on the basis
-        bw = basis.T * wv[:, None, :]  # (n, m, K)
-        coef = np.linalg.solve(bw @ basis, (bw @ x[..., None]))
-        return (basis @ coef)[..., 0]
-
     UU = (U[:, None, :] * U[None, :, :]).reshape(T * T, K)  # rows u_t ∘ u_s
     pi, pj = np.triu_indices(r)
     UB = (U.T[:, :, None] * basis[:, None, :]).reshape(K, -1)  # rows (u_t(κ_k) B_km)_{t,m}
@@ -142,7 +141,7 @@ def solve_span(tab: SpanTables, alphas, lams, *, beta: float = 1.0, noise: float
         z = np.linalg.solve(big, rhs.reshape(n, r * T, 1)).reshape(n, r, T)
         th = np.einsum("tk,nit->nik", U, z)  # ϑ_i at the nodes
         kth = np.einsum("ki,nik->nk", kap, th)
-        c_new = project(wv, h - kth) + kth
+        c_new = (proj_op @ (h - kth)[..., None])[..., 0] @ basis.T + kth  # P(h − Σκϑ) + Σκϑ
         thh = A[:, None] * (wv * (h - c_new))[:, None, :] * kap.T[None]  # ϑ̂_i (n, r, K)
         src = Ch @ U2.T + b2 * beta * np.sum((thh @ U.T) ** 2, axis=1)
         Dc_l = lam + C @ U2.T - 1j * _EPS * src
@@ -154,7 +153,6 @@ def solve_span(tab: SpanTables, alphas, lams, *, beta: float = 1.0, noise: float
         Dd = pb2 * R
         Y = np.linalg.solve(eyeT + Dd[:, :, None] * S, Dd[:, :, None] * eyeT)  # (I + DS)⁻¹D
         Vc = np.einsum("tk,ntk->nk", U, Y @ U) / beta + (R * tab.prob) @ U2
-        new = {"V": Vc.real, "q": Vc.imag / _EPS, "c": c_new}
         new = {"V": Vc.real, "q": Vc.imag / _EPS, "c": c_new}
         return new, R
 
@@ -170,9 +168,5 @@ def solve_span(tab: SpanTables, alphas, lams, *, beta: float = 1.0, noise: float
 
 def one_step_spikes(student, teacher, alpha0, eta, noise=0.0, n_types=32):
     """The one-step Gaussian-a spikes in the basis (θ, ξ1): a_t r (γ, √(1 − γ²))."""
-    sm = gaussian_a_map(student, teacher, alpha0, eta, noise)
     a, pa = gaussian.hermite_rule(n_types)
-    g = sm["alignment"]
-    spikes = np.outer(a * sm["spike"], [g, math.sqrt(1 - g * g)])
-    bulk = np.sqrt((1.0 + a * sm["shrink"]) ** 2 + a * a * sm["spread"])
-    return spikes, bulk, pa
+    return (*first_step_types(gaussian_a_map(student, teacher, alpha0, eta, noise), a), pa)

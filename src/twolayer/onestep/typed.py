@@ -105,12 +105,22 @@ def gaussian_a_map(student, teacher, alpha0: float, eta: float, noise: float = 0
             "residual_var": y2}
 
 
+def first_step_types(sm: dict, a) -> tuple[np.ndarray, np.ndarray]:
+    """After one Gaussian-a step (``sm`` of :func:`gaussian_a_map`), at the values ``a``: each
+    neuron's spike in the orthonormal basis (θ, ξ1), a r (γ, √(1 − γ²)), and its bulk scale
+    b(a) = ((1 + a η̃ μ2 μ0⋆)² + a² η̃² E y² (E σ'² − μ1²)/α0)^½."""
+    a = np.asarray(a, float)
+    g = sm["alignment"]
+    spikes = np.outer(a * sm["spike"], [g, math.sqrt(1 - g * g)])
+    return spikes, np.sqrt((1.0 + a * sm["shrink"]) ** 2 + a * a * sm["spread"])
+
+
 def gaussian_a_tables(student, teacher, alpha0: float, eta: float, noise: float = 0.0,
                       n_kappa: int = 64, n_types: int = 32) -> TypedTables:
     """The tables of :func:`solve_typed` after one giant step with a Gaussian second layer."""
     sm = gaussian_a_map(student, teacher, alpha0, eta, noise)
     a, pa = gaussian.hermite_rule(n_types)
-    bulk = np.sqrt((1.0 + a * sm["shrink"]) ** 2 + a * a * sm["spread"])
+    _, bulk = first_step_types(sm, a)
     return typed_tables(student, teacher, a * sm["spike"], bulk, pa, sm["alignment"], n_kappa)
 
 
@@ -247,8 +257,6 @@ def solve_typed(tab: TypedTables, alphas, lams, *, beta: float = 1.0, noise: flo
         Vc = np.einsum("...kt,t,...t,tk->...k", Z, pb2, R, U) / beta + (R * tab.prob) @ U2
         new = {"V": Vc.real, "q": Vc.imag / _EPS + psi_new**2, "psi": psi_new, "c": c_new,
                "th": th_new}
-        new = {"V": Vc.real, "q": Vc.imag / _EPS + psi_new**2, "psi": psi_new, "c": c_new,
-               "th": th_new}
         return new, R
 
     converged, iters, resid = iterate_active(st, R_all, step, damping=damping, tol=tol,
@@ -322,10 +330,8 @@ def surrogate_error(student: str, teacher: str, alpha0, eta, *, d: int, alpha: f
         w /= np.linalg.norm(w, axis=1, keepdims=True)
         a = rng.standard_normal(p)
         if len(a0s) == 1:
-            sm = gaussian_a_map(student, teacher, a0s[0], etas[0], noise)
-            g = sm["alignment"]
-            spikes = np.outer(a * sm["spike"], [g, math.sqrt(1 - g * g)])
-            bulk = np.sqrt((1 + a * sm["shrink"]) ** 2 + a * a * sm["spread"])
+            spikes, bulk = first_step_types(
+                gaussian_a_map(student, teacher, a0s[0], etas[0], noise), a)
         else:
             types = two_step_types(student, teacher, a0s, etas, noise, n_noise=n_noise,
                                    a_eval=a)
@@ -403,7 +409,7 @@ def _second_step(s, t, sm: dict, a, pa, alpha2: float, eta2: float, noise: float
     k, wk = gaussian.hermite_rule(n_kappa)
 
     def moments(av):  # E_h of σ, σ', σ'², σ' h / b at b(a) h + a r κ1, per (a, node)
-        b = np.sqrt((1.0 + av * sm["shrink"]) ** 2 + av * av * sm["spread"])
+        _, b = first_step_types(sm, av)
         loc = (av * r)[:, None] * k[None, :]
         sc = np.broadcast_to(b[:, None], loc.shape)
 
@@ -416,7 +422,8 @@ def _second_step(s, t, sm: dict, a, pa, alpha2: float, eta2: float, noise: float
         return (b, e_h(lambda z: s.fn(arg(z))), e_h(lambda z: s.deriv(arg(z))),
                 e_h(lambda z: s.deriv(arg(z)) ** 2), e_h(lambda z: s.deriv(arg(z)) * z) / sc)
 
-    _, mu0, nu1, _, _ = moments(a)
+    at_nodes = moments(a)
+    _, mu0, nu1, _, _ = at_nodes
     F = (pa * a) @ mu0  # f1 → F(κ1), (K,)
     dF = (pa * a * a * r) @ nu1  # F'(κ1)
     rho_t = math.sqrt(max(1.0 - g1 * g1, 0.0))
@@ -427,7 +434,7 @@ def _second_step(s, t, sm: dict, a, pa, alpha2: float, eta2: float, noise: float
     rho_mean = t_mean - F  # E[ρ2 | κ1]
     rho_sq = t_sq - 2 * F * t_mean + F * F + noise  # E[ρ2² | κ1]
     ae = a if a_eval is None else np.asarray(a_eval, float)
-    b, _, nu1e, nu11e, nu2e = moments(ae) if a_eval is not None else moments(a)
+    b, _, nu1e, nu11e, nu2e = at_nodes if a_eval is None else moments(ae)
     shrink = 1.0 + eta2 * ae * ((nu2e * rho_mean) @ wk)  # c0(a)
     on_theta = eta2 * ae * ((nu1e * t_der) @ wk)
     on_g1 = ae * r * shrink - eta2 * ae * ((nu1e * dF) @ wk)
